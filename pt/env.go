@@ -1,0 +1,238 @@
+package pt
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Managed reports whether tor runs this program: TOR_PT_MANAGED_TRANSPORT_VER is set and not
+// empty.
+func Managed(getenv func(string) string) bool {
+	return getenv("TOR_PT_MANAGED_TRANSPORT_VER") != ""
+}
+
+// ClientInfo is the configuration tor gives a client PT (pt-spec 3.2.1, 3.2.2).
+type ClientInfo struct {
+	MethodNames            []string // requested ∩ supported, in tor's order
+	ProxyURL               *url.URL // TOR_PT_PROXY or nil
+	StateLocation          string   // created 0700
+	ExitOnStdinClose       bool
+	OutboundV4, OutboundV6 net.IP // nil when unset
+}
+
+// Bindaddr is one transport a server PT must listen for.
+type Bindaddr struct {
+	MethodName string
+	Addr       *net.TCPAddr
+	Options    Args // from TOR_PT_SERVER_TRANSPORT_OPTIONS for this method; never nil
+}
+
+// ServerInfo is the configuration tor gives a server PT (pt-spec 3.2.1, 3.2.3).
+type ServerInfo struct {
+	Bindaddrs        []Bindaddr
+	OrAddr           *net.TCPAddr // TOR_PT_ORPORT (may be nil if only ExtORPort given)
+	ExtendedOrAddr   *net.TCPAddr // nil when unset or empty
+	AuthCookieFile   string
+	StateLocation    string
+	ExitOnStdinClose bool
+}
+
+// setupCommon negotiates the version and reads the variables common to both roles. It prints
+// VERSION 1, or VERSION-ERROR / ENV-ERROR and returns an error.
+func setupCommon(out *Output, getenv func(string) string) (state string, exitOnStdinClose bool, err error) {
+	if !slices.Contains(strings.Split(getenv("TOR_PT_MANAGED_TRANSPORT_VER"), ","), "1") {
+		return "", false, out.VersionError("no-version")
+	}
+	out.Version()
+	state = getenv("TOR_PT_STATE_LOCATION")
+	if !filepath.IsAbs(state) {
+		return "", false, out.EnvError("TOR_PT_STATE_LOCATION must be set to an absolute path")
+	}
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return "", false, out.EnvError(fmt.Sprintf("TOR_PT_STATE_LOCATION: cannot create the directory: %v", err))
+	}
+	return state, getenv("TOR_PT_EXIT_ON_STDIN_CLOSE") == "1", nil
+}
+
+// ClientSetup reads a client PT's environment. It prints VERSION 1, then returns the
+// configuration; on a bad value it prints VERSION-ERROR, ENV-ERROR or (for TOR_PT_PROXY)
+// PROXY-ERROR and returns an error, and the program must exit. It does not print PROXY DONE:
+// the caller does, once it knows it will use ProxyURL. When no requested transport is
+// supported, MethodNames is empty and the caller prints just CMETHODS DONE (pt-spec 3.3.2).
+// The outbound bind addresses are IPv4 for _V4 and bracketed IPv6 for _V6 (brackets optional).
+func ClientSetup(out *Output, getenv func(string) string, supported []string) (*ClientInfo, error) {
+	state, exit, err := setupCommon(out, getenv)
+	if err != nil {
+		return nil, err
+	}
+	info := &ClientInfo{StateLocation: state, ExitOnStdinClose: exit}
+	if info.OutboundV4, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V4", false); err != nil {
+		return nil, err
+	}
+	if info.OutboundV6, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V6", true); err != nil {
+		return nil, err
+	}
+	requested := getenv("TOR_PT_CLIENT_TRANSPORTS")
+	if requested == "" {
+		return nil, out.EnvError("no TOR_PT_CLIENT_TRANSPORTS")
+	}
+	info.MethodNames = methodNames(requested, supported)
+	if s := getenv("TOR_PT_PROXY"); s != "" {
+		if info.ProxyURL, err = parseProxyURL(s); err != nil {
+			return nil, out.ProxyError(err.Error())
+		}
+	}
+	return info, nil
+}
+
+// outboundAddr reads an optional outbound bind address: IPv4, or IPv6 (in brackets, as
+// pt-spec writes it, or bare) when v6 is set. It prints ENV-ERROR for a malformed value.
+func outboundAddr(out *Output, getenv func(string) string, name string, v6 bool) (net.IP, error) {
+	s := getenv(name)
+	if s == "" {
+		return nil, nil
+	}
+	if v6 && strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		s = s[1 : len(s)-1]
+	}
+	family := "IPv4"
+	if v6 {
+		family = "IPv6"
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" || a.Is4() == v6 {
+		return nil, out.EnvError(fmt.Sprintf("%s: %q is not an %s address", name, getenv(name), family))
+	}
+	return a.AsSlice(), nil
+}
+
+// parseProxyURL checks TOR_PT_PROXY: socks5://[user:pass@]ip:port, socks4a://[user@]ip:port or
+// http://[user:pass@]ip:port. pt-spec 3.2.2 gives an IP address, and a host name would need a
+// DNS lookup outside the proxy, so names are refused. Error messages never repeat the URL,
+// which may hold a password.
+func parseProxyURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, errors.New("TOR_PT_PROXY is not a valid URL")
+	}
+	if u.Scheme != "socks5" && u.Scheme != "socks4a" && u.Scheme != "http" {
+		return nil, fmt.Errorf("TOR_PT_PROXY: unsupported proxy scheme %q (want socks5, socks4a or http)", u.Scheme)
+	}
+	if u.Opaque != "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("TOR_PT_PROXY must have the form scheme://[user[:password]@]ip:port")
+	}
+	a, err := netip.ParseAddr(u.Hostname())
+	if err != nil || a.Zone() != "" {
+		return nil, errors.New("TOR_PT_PROXY: the proxy host must be an IP address")
+	}
+	if p, err := strconv.ParseUint(u.Port(), 10, 16); err != nil || p == 0 {
+		return nil, errors.New("TOR_PT_PROXY: missing or invalid port")
+	}
+	if u.User != nil {
+		pass, hasPass := u.User.Password()
+		switch user := u.User.Username(); {
+		case u.Scheme == "socks4a" && hasPass:
+			return nil, errors.New("TOR_PT_PROXY: a socks4a proxy takes a user name but no password")
+		case u.Scheme == "socks5" && (len(user) < 1 || len(user) > 255 || len(pass) < 1 || len(pass) > 255):
+			return nil, errors.New("TOR_PT_PROXY: socks5 user name and password must both be 1-255 bytes (RFC 1929)")
+		}
+	}
+	return u, nil
+}
+
+// ServerSetup reads a server PT's environment. It prints VERSION 1, then returns the
+// configuration; on a bad value it prints VERSION-ERROR or ENV-ERROR and returns an error, and
+// the program must exit. A supported transport missing from TOR_PT_SERVER_BINDADDR (which may
+// be omitted) listens on 0.0.0.0:0: any address, a port of the system's choice, which tor
+// publishes with its own address. When no requested transport is supported, Bindaddrs is
+// empty and the caller prints just SMETHODS DONE.
+func ServerSetup(out *Output, getenv func(string) string, supported []string) (*ServerInfo, error) {
+	state, exit, err := setupCommon(out, getenv)
+	if err != nil {
+		return nil, err
+	}
+	info := &ServerInfo{StateLocation: state, ExitOnStdinClose: exit}
+	requested := getenv("TOR_PT_SERVER_TRANSPORTS")
+	if requested == "" {
+		return nil, out.EnvError("no TOR_PT_SERVER_TRANSPORTS")
+	}
+	binds := map[string]*net.TCPAddr{}
+	if s := getenv("TOR_PT_SERVER_BINDADDR"); s != "" {
+		for _, item := range strings.Split(s, ",") {
+			name, addr, ok := strings.Cut(item, "-")
+			a, err := tcpAddr(addr, false)
+			if !ok || err != nil {
+				return nil, out.EnvError(fmt.Sprintf("TOR_PT_SERVER_BINDADDR: %q is not name-ip:port", item))
+			}
+			if binds[name] != nil {
+				return nil, out.EnvError(fmt.Sprintf("TOR_PT_SERVER_BINDADDR: %q appears twice", name))
+			}
+			binds[name] = a
+		}
+	}
+	opts, err := ParseServerTransportOptions(getenv("TOR_PT_SERVER_TRANSPORT_OPTIONS"))
+	if err != nil {
+		return nil, out.EnvError(err.Error())
+	}
+	for _, name := range methodNames(requested, supported) {
+		b := Bindaddr{MethodName: name, Addr: binds[name], Options: opts[name]}
+		if b.Addr == nil {
+			b.Addr = &net.TCPAddr{IP: net.IPv4zero, Port: 0}
+		}
+		if b.Options == nil {
+			b.Options = Args{}
+		}
+		info.Bindaddrs = append(info.Bindaddrs, b)
+	}
+	for _, v := range []struct {
+		name string
+		addr **net.TCPAddr
+	}{{"TOR_PT_ORPORT", &info.OrAddr}, {"TOR_PT_EXTENDED_SERVER_PORT", &info.ExtendedOrAddr}} {
+		if s := getenv(v.name); s != "" {
+			if *v.addr, err = tcpAddr(s, true); err != nil {
+				return nil, out.EnvError(fmt.Sprintf("%s: %q is not ip:port", v.name, s))
+			}
+		}
+	}
+	info.AuthCookieFile = getenv("TOR_PT_AUTH_COOKIE_FILE")
+	switch {
+	case info.ExtendedOrAddr != nil && info.AuthCookieFile == "":
+		return nil, out.EnvError("no TOR_PT_AUTH_COOKIE_FILE when TOR_PT_EXTENDED_SERVER_PORT is set")
+	case info.OrAddr == nil && info.ExtendedOrAddr == nil:
+		return nil, out.EnvError("neither TOR_PT_ORPORT nor TOR_PT_EXTENDED_SERVER_PORT is set")
+	}
+	return info, nil
+}
+
+// tcpAddr parses an IP address and port (IPv6 in brackets); host names are refused. A port of 0
+// is refused when needPort is set.
+func tcpAddr(s string, needPort bool) (*net.TCPAddr, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return nil, err
+	}
+	if needPort && ap.Port() == 0 {
+		return nil, errors.New("port 0")
+	}
+	return net.TCPAddrFromAddrPort(ap), nil
+}
+
+// methodNames returns the names of the comma list requested that are in supported, in the
+// order of requested, without repetition.
+func methodNames(requested string, supported []string) []string {
+	var names []string
+	for _, name := range strings.Split(requested, ",") {
+		if slices.Contains(supported, name) && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	return names
+}

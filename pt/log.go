@@ -1,0 +1,109 @@
+package pt
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// levelIndex returns the rank of a severity name of pt-spec's LOG line (0 is the most severe),
+// or -1 for an unknown name.
+func levelIndex(level string) int {
+	switch level {
+	case "error":
+		return 0
+	case "warning":
+		return 1
+	case "notice":
+		return 2
+	case "info":
+		return 3
+	case "debug":
+		return 4
+	}
+	return -1
+}
+
+// Logger writes log messages either to a writer, one timestamped line each, or to tor as LOG
+// lines. Unless it was created unsafe, it replaces every IP address in the formatted message
+// by "[scrubbed]" (see scrub). It is safe for concurrent use.
+type Logger struct {
+	out    *Output
+	mu     sync.Mutex // serializes writes to w
+	w      io.Writer
+	min    int
+	unsafe bool
+}
+
+// NewLogger returns a Logger that writes "2006-01-02 15:04:05 [level] msg" lines (local time)
+// to w, or LOG lines through out when w is nil. Messages less severe than minLevel ("error",
+// "warning", "notice", "info" or "debug") are dropped. With unsafe set, addresses are kept.
+func NewLogger(out *Output, w io.Writer, minLevel string, unsafe bool) (*Logger, error) {
+	min := levelIndex(minLevel)
+	if min < 0 {
+		return nil, fmt.Errorf("unknown log level %q (want error, warning, notice, info or debug)", minLevel)
+	}
+	if w == nil && out == nil {
+		return nil, errors.New("logger needs a writer or an Output")
+	}
+	return &Logger{out: out, w: w, min: min, unsafe: unsafe}, nil
+}
+
+func (l *Logger) logf(level string, format string, a ...any) {
+	if levelIndex(level) > l.min {
+		return
+	}
+	msg := fmt.Sprintf(format, a...)
+	if !l.unsafe {
+		msg = scrub(msg)
+	}
+	if l.w == nil {
+		l.out.Log(level, msg)
+		return
+	}
+	line := time.Now().Format("2006-01-02 15:04:05") + " [" + level + "] " + escapeText(msg) + "\n"
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = io.WriteString(l.w, line)
+}
+
+// Errorf logs at level error.
+func (l *Logger) Errorf(format string, a ...any) { l.logf("error", format, a...) }
+
+// Warnf logs at level warning.
+func (l *Logger) Warnf(format string, a ...any) { l.logf("warning", format, a...) }
+
+// Noticef logs at level notice.
+func (l *Logger) Noticef(format string, a ...any) { l.logf("notice", format, a...) }
+
+// Infof logs at level info.
+func (l *Logger) Infof(format string, a ...any) { l.logf("info", format, a...) }
+
+// Debugf logs at level debug.
+func (l *Logger) Debugf(format string, a ...any) { l.logf("debug", format, a...) }
+
+// addrToken matches a run of hex digits, dots and colons holding at least one dot or colon,
+// with an optional IPv6 zone and an optional "]" and port: every textual IPv4 or IPv6 address,
+// bare or bracketed, with or without port, falls inside one match.
+var addrToken = regexp.MustCompile(`\[?[0-9A-Fa-f.:]*[.:][0-9A-Fa-f.:]*(?:%[\w.~-]*)?(?:\](?::\d+)?)?`)
+
+// dottedQuad matches four dot-separated groups of 1-3 digits: an IPv4 address.
+var dottedQuad = regexp.MustCompile(`\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}`)
+
+// scrub replaces every token of addrToken that may hold an address by "[scrubbed]". A token is
+// scrubbed when it holds a dotted quad (IPv4, also inside IPv4-mapped IPv6), "::" or at least
+// seven colons (IPv6). This errs on the side of scrubbing: four-part version numbers such as
+// 0.4.9.8 and colon-separated fingerprints are scrubbed too, while times like 15:04:05 and
+// three-part versions survive. Integer or hexadecimal IPv4 forms are not recognized.
+func scrub(msg string) string {
+	return addrToken.ReplaceAllStringFunc(msg, func(tok string) string {
+		if strings.Contains(tok, "::") || strings.Count(tok, ":") >= 7 || dottedQuad.MatchString(tok) {
+			return "[scrubbed]"
+		}
+		return tok
+	})
+}

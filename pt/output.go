@@ -1,0 +1,246 @@
+package pt
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+)
+
+// Output writes the lines of pt-spec 3.3 to tor. It is the only writer of stdout. Each line is
+// built whole, then written (and flushed, if the writer has a Flush method) in one call under a
+// mutex, so lines from concurrent goroutines never interleave. Write errors are ignored: when
+// tor has closed our stdout there is no one left to tell.
+//
+// No argument can break a line: names and addresses are validated (an invalid one turns the
+// line into the matching error line, or a LOG line), and free text is escaped so that it holds
+// no byte below 0x20 nor above 0x7e.
+type Output struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewOutput returns an Output writing to w (os.Stdout in the programs).
+func NewOutput(w io.Writer) *Output {
+	return &Output{w: w}
+}
+
+// line writes the non-empty parts joined by spaces, ending with a newline, in one Write.
+func (o *Output) line(parts ...string) {
+	var b strings.Builder
+	for _, p := range parts {
+		if p == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(p)
+	}
+	b.WriteByte('\n')
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, _ = io.WriteString(o.w, b.String())
+	if f, ok := o.w.(interface{ Flush() error }); ok {
+		_ = f.Flush()
+	}
+}
+
+// errorLine prints "keyword [name] msg" with name and msg escaped, and returns the same text as
+// an error.
+func (o *Output) errorLine(keyword, name, msg string) error {
+	o.line(keyword, escapeText(name), escapeText(msg))
+	if name != "" {
+		return fmt.Errorf("%s %s %s", keyword, name, msg)
+	}
+	return fmt.Errorf("%s %s", keyword, msg)
+}
+
+// Version prints "VERSION 1".
+func (o *Output) Version() { o.line("VERSION", "1") }
+
+// VersionError prints "VERSION-ERROR msg" (pt-spec asks for "no-version") and returns an error.
+func (o *Output) VersionError(msg string) error { return o.errorLine("VERSION-ERROR", "", msg) }
+
+// EnvError prints "ENV-ERROR msg" and returns an error; the program must then exit.
+func (o *Output) EnvError(msg string) error { return o.errorLine("ENV-ERROR", "", msg) }
+
+// ProxyDone prints "PROXY DONE": TOR_PT_PROXY is accepted and will be used.
+func (o *Output) ProxyDone() { o.line("PROXY", "DONE") }
+
+// ProxyError prints "PROXY-ERROR msg" and returns an error; the program must then exit.
+func (o *Output) ProxyError(msg string) error { return o.errorLine("PROXY-ERROR", "", msg) }
+
+// Cmethod prints "CMETHOD name socks addr", socks being "socks4" or "socks5". If name is not a
+// transport name (pt-spec 3.1), socks is neither, or addr is not an IP address with a non-zero
+// port, it prints a CMETHOD-ERROR line instead.
+func (o *Output) Cmethod(name, socks string, addr net.Addr) {
+	a, err := methodAddr(name, addr)
+	if err == nil && socks != "socks4" && socks != "socks5" {
+		err = fmt.Errorf("invalid SOCKS version %q", socks)
+	}
+	if err != nil {
+		_ = o.CmethodError(name, err.Error())
+		return
+	}
+	o.line("CMETHOD", name, socks, a)
+}
+
+// CmethodError prints "CMETHOD-ERROR name msg" and returns an error.
+func (o *Output) CmethodError(name, msg string) error {
+	return o.errorLine("CMETHOD-ERROR", name, msg)
+}
+
+// CmethodsDone prints "CMETHODS DONE".
+func (o *Output) CmethodsDone() { o.line("CMETHODS", "DONE") }
+
+// Smethod prints "SMETHOD name addr", followed by " ARGS:k=v,..." when args is not empty
+// (escaped as pt-spec 3.3.3 says, keys sorted). Invalid input (see Cmethod), or args holding a
+// space or a control byte, which tor could not read back, gives an SMETHOD-ERROR line instead.
+func (o *Output) Smethod(name string, addr net.Addr, args Args) {
+	a, err := methodAddr(name, addr)
+	opt := ""
+	if len(args) > 0 {
+		opt = "ARGS:" + encodeSmethodArgs(args)
+		if err == nil && !isWord(opt) {
+			err = errors.New("ARGS hold a space, a control byte or a non-ASCII byte")
+		}
+	}
+	if err != nil {
+		_ = o.SmethodError(name, err.Error())
+		return
+	}
+	o.line("SMETHOD", name, a, opt)
+}
+
+// SmethodError prints "SMETHOD-ERROR name msg" and returns an error.
+func (o *Output) SmethodError(name, msg string) error {
+	return o.errorLine("SMETHOD-ERROR", name, msg)
+}
+
+// SmethodsDone prints "SMETHODS DONE".
+func (o *Output) SmethodsDone() { o.line("SMETHODS", "DONE") }
+
+// Log prints `LOG SEVERITY=severity MESSAGE="msg"` with msg as a C-style quoted string. A
+// severity that tor does not know is replaced by "error", and named in the message.
+func (o *Output) Log(severity, msg string) {
+	if levelIndex(severity) < 0 {
+		msg = fmt.Sprintf("(invalid severity %q) %s", severity, msg)
+		severity = "error"
+	}
+	o.line("LOG", "SEVERITY="+severity, "MESSAGE="+cQuote(msg))
+}
+
+// Status prints "STATUS TRANSPORT=transport k=v ..." from the pairs in kv, quoting values as
+// tor's kvline format requires. An invalid transport name, an odd number of kv strings or an
+// invalid key gives an error LOG line instead.
+func (o *Output) Status(transport string, kv ...string) {
+	if !isName(transport) {
+		o.Log("error", fmt.Sprintf("STATUS not sent: invalid transport name %q", transport))
+		return
+	}
+	o.status(append([]string{"TRANSPORT", transport}, kv...))
+}
+
+// StatusVersion prints "STATUS TYPE=version IMPLEMENTATION=impl VERSION=version", which newer
+// tors publish in the bridge's extra-info descriptor.
+func (o *Output) StatusVersion(impl, version string) {
+	o.status([]string{"TYPE", "version", "IMPLEMENTATION", impl, "VERSION", version})
+}
+
+func (o *Output) status(kv []string) {
+	if len(kv)%2 != 0 {
+		o.Log("error", "STATUS not sent: odd number of key/value strings")
+		return
+	}
+	parts := []string{"STATUS"}
+	for i := 0; i < len(kv); i += 2 {
+		k, v := kv[i], kv[i+1]
+		if !isWord(k) || strings.ContainsAny(k, `="'`) {
+			o.Log("error", fmt.Sprintf("STATUS not sent: invalid key %q", k))
+			return
+		}
+		if !isWord(v) || strings.ContainsAny(v, `"'`) {
+			v = cQuote(v)
+		}
+		parts = append(parts, k+"="+v)
+	}
+	o.line(parts...)
+}
+
+// methodAddr checks a transport name and renders its listening address for a METHOD line.
+func methodAddr(name string, addr net.Addr) (string, error) {
+	if !isName(name) {
+		return "", fmt.Errorf("invalid transport name %q", name)
+	}
+	if addr == nil {
+		return "", errors.New("no address")
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil || ap.Addr().Zone() != "" || ap.Port() == 0 {
+		return "", fmt.Errorf("address %q is not IP:port", addr.String())
+	}
+	return ap.String(), nil
+}
+
+// isName reports whether s is a transport name: a C identifier (pt-spec 3.1).
+func isName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		letter := c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !letter && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// isWord reports whether s is not empty and made of printable ASCII other than space.
+func isWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// cQuote returns s as a C-style quoted string that tor's unescape_string reads back: '"' and
+// '\' escaped by a backslash, \n \r \t, and every other byte below 0x20 or above 0x7e as a
+// three-digit octal escape. A NUL byte, which tor refuses in a LOG line, becomes the text
+// "\000" (escaped, so tor reads a backslash and three zeros).
+func cQuote(s string) string {
+	return `"` + escape(s, true) + `"`
+}
+
+// escapeText escapes free text for the end of an error line like cQuote, but leaves '"' alone.
+func escapeText(s string) string {
+	return escape(s, false)
+}
+
+func escape(s string, quote bool) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' || c == '"' && quote:
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c == '\r':
+			b.WriteString(`\r`)
+		case c == '\t':
+			b.WriteString(`\t`)
+		case c == 0:
+			b.WriteString(`\\000`)
+		case c < ' ' || c >= 0x7f:
+			fmt.Fprintf(&b, `\%03o`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}

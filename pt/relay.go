@@ -1,0 +1,109 @@
+package pt
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+)
+
+// Buffer sizes of the copy loop. A direction waiting for data holds only a small buffer, so
+// that thousands of idle tunnels cost little memory; it borrows a large one while data flows.
+const (
+	smallBufSize = 2 << 10
+	largeBufSize = 32 << 10
+)
+
+// The buffer pools. They are the only package-level variables that change: sync.Pool is safe
+// for concurrent use and its content is a cache, not state.
+var (
+	smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBufSize); return &b }}
+	largeBufs = sync.Pool{New: func() any { b := make([]byte, largeBufSize); return &b }}
+)
+
+// Relay copies a→b and b→a until both directions end. When one direction reaches EOF it
+// half-closes the destination (CloseWrite if it has one, else Close) and the other direction
+// goes on; an error in either direction closes both. Returns bytes copied each way and the first
+// error that is not io.EOF (an error caused by Relay's own closing is not reported). Both
+// connections are closed when Relay returns.
+func Relay(a, b net.Conn) (aToB, bToA int64, err error) {
+	var mu sync.Mutex
+	closed := false // both conns closed, or one closed fully because it has no CloseWrite
+	finish := func(dst net.Conn, rerr error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if errors.Is(rerr, io.EOF) {
+			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+				_ = cw.CloseWrite()
+				return
+			}
+			_ = dst.Close()
+			closed = true
+			return
+		}
+		if !closed && err == nil {
+			err = rerr
+		}
+		closed = true
+		_ = a.Close()
+		_ = b.Close()
+	}
+	done := make(chan struct{})
+	go func() {
+		var e error
+		aToB, e = pump(b, a)
+		finish(b, e)
+		close(done)
+	}()
+	var e error
+	bToA, e = pump(a, b)
+	finish(a, e)
+	<-done
+	_ = a.Close()
+	_ = b.Close()
+	return aToB, bToA, err
+}
+
+// pump copies src to dst until a read or write error, and returns the bytes written and that
+// error (io.EOF at the end of src). Every byte read is written before the read error is acted
+// on. It reads into a small pooled buffer; when a read fills it, data is flowing and it switches
+// to a large pooled buffer, which it gives back after the first read that does not fill it (the
+// next read may block, and an idle direction must not hold 32 KiB).
+func pump(dst, src net.Conn) (int64, error) {
+	small := smallBufs.Get().(*[]byte)
+	defer smallBufs.Put(small)
+	var large *[]byte
+	defer func() {
+		if large != nil {
+			largeBufs.Put(large)
+		}
+	}()
+	var total int64
+	for {
+		buf := *small
+		if large != nil {
+			buf = *large
+		}
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			w, werr := dst.Write(buf[:n])
+			total += int64(w)
+			if werr == nil && w < n {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+		switch {
+		case large == nil && n == len(buf):
+			large = largeBufs.Get().(*[]byte)
+		case large != nil && n < len(buf):
+			largeBufs.Put(large)
+			large = nil
+		}
+	}
+}
