@@ -33,8 +33,12 @@ fuzz:
 	  done; \
 	done
 
-bench:
+# The product's micro-benchmarks, then the harness (bench/, its own module) that
+# compares the built programs with raw TCP and gorilla/websocket relays and
+# rewrites doc/PERFORMANCE.md and doc/performance.svg.
+bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	cd bench && $(GO) run . -o ../doc/PERFORMANCE.md $(BENCHFLAGS)
 
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1

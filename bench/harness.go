@@ -1,0 +1,572 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type config struct {
+	out, svg, bin, logDir  string
+	rounds                 int
+	size                   int64 // bytes per bulk transfer
+	pings                  int
+	rssTunnels, rssRounds  int
+	concTunnels, concProcs int
+	concFamilies, families string
+	oursClient, oursServer string // extra arguments
+	gorillaArgs            string
+	strict                 bool
+	chunk                  int
+}
+
+// variant is one way of building the chain.
+type variant struct {
+	family string // raw, gorilla, ours
+	base64 bool
+}
+
+func (v variant) String() string {
+	if v.base64 {
+		return v.family + " base64"
+	}
+	return v.family
+}
+
+// chain is a running client relay and server relay.
+type chain struct {
+	v              variant
+	client, server *child
+	tun            tunnel
+}
+
+func runHarness(args []string) error {
+	var c config
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	fs.StringVar(&c.out, "o", "../doc/PERFORMANCE.md", "report to write (empty: none)")
+	fs.StringVar(&c.svg, "svg", "", "chart to write (default: performance.svg beside -o)")
+	fs.StringVar(&c.bin, "bin", "../bin", "directory of websocket-client and websocket-server")
+	fs.IntVar(&c.rounds, "rounds", 5, "interleaved rounds of throughput and latency")
+	size := fs.Int("size", 256, "MiB per bulk transfer (each way, each round, each variant)")
+	fs.IntVar(&c.pings, "pings", 2000, "64-byte round trips per latency round")
+	fs.IntVar(&c.rssTunnels, "rss-tunnels", 4000, "idle tunnels for the memory test")
+	fs.IntVar(&c.rssRounds, "rss-rounds", 2, "memory test repetitions (fresh processes each)")
+	fs.IntVar(&c.concTunnels, "conc-tunnels", 9000, "concurrent tunnels for the load test (0: skip)")
+	fs.IntVar(&c.concProcs, "conc-procs", 3, "load-generator processes for the load test")
+	fs.StringVar(&c.families, "variants", "raw,gorilla,ours", "chains to measure")
+	fs.StringVar(&c.concFamilies, "conc-variants", "ours,gorilla,raw", "chains put under the load test")
+	fs.StringVar(&c.oursClient, "ours-client-args", "", "extra arguments for websocket-client")
+	fs.StringVar(&c.oursServer, "ours-server-args", "", "extra arguments for websocket-server")
+	fs.StringVar(&c.gorillaArgs, "gorilla-args", "", "extra arguments for both gorilla relays (-rbuf, -wbuf, -chunk)")
+	fs.IntVar(&c.chunk, "chunk", 32<<10, "bytes per write of the load generator in bulk transfers")
+	fs.BoolVar(&c.strict, "strict", false, "exit non-zero when a target is missed")
+	fs.Parse(args)
+	c.size = int64(*size) << 20
+	if c.svg == "" && c.out != "" {
+		c.svg = filepath.Join(filepath.Dir(c.out), "performance.svg")
+	}
+	nofile := raiseNofile()
+	dir, err := os.MkdirTemp("", "wsbench")
+	if err != nil {
+		return err
+	}
+	c.logDir = dir
+	fmt.Printf("logs in %s; RLIMIT_NOFILE %d\n", dir, nofile)
+
+	r, err := measure(&c)
+	if err != nil {
+		return err
+	}
+	r.nofile = nofile
+	missed := r.evaluate()
+	fmt.Print(r.summary())
+	if c.out != "" {
+		if err := r.writeReport(c.out, c.svg); err != nil {
+			return err
+		}
+		fmt.Println("wrote", c.out, "and", c.svg)
+	}
+	if c.strict && missed > 0 {
+		return fmt.Errorf("%d target(s) missed", missed)
+	}
+	os.RemoveAll(dir)
+	return nil
+}
+
+func self() (string, error) { return os.Executable() }
+
+// startChain starts the two relays of v in front of target.
+func (c *config) startChain(v variant, target, tag string) (*chain, error) {
+	sAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	me, err := self()
+	if err != nil {
+		return nil, err
+	}
+	name := strings.ReplaceAll(v.String(), " ", "-") + tag
+	var sProg, cProg string
+	var sArgs, cArgs []string
+	tun := tunnel{entry: cAddr}
+	switch v.family {
+	case "raw":
+		sProg, sArgs = me, []string{"relay-raw", "-listen", sAddr, "-to", target}
+		cProg, cArgs = me, []string{"relay-raw", "-listen", cAddr, "-to", sAddr}
+	case "gorilla":
+		sProg, sArgs = me, []string{"relay-gorilla-server", "-listen", sAddr, "-to", target}
+		cProg, cArgs = me, []string{"relay-gorilla-client", "-listen", cAddr, "-url", "ws://" + sAddr + "/"}
+		if v.base64 {
+			sArgs, cArgs = append(sArgs, "-base64"), append(cArgs, "-base64")
+		}
+		sArgs, cArgs = append(sArgs, strings.Fields(c.gorillaArgs)...), append(cArgs, strings.Fields(c.gorillaArgs)...)
+	case "ours":
+		sProg, sArgs = filepath.Join(c.bin, "websocket-server"), []string{"-listen", sAddr, "-orport", target}
+		cProg, cArgs = filepath.Join(c.bin, "websocket-client"), []string{"-listen", cAddr, "-url", "ws://" + sAddr + "/"}
+		if v.base64 {
+			sArgs, cArgs = append(sArgs, "-base64=true"), append(cArgs, "-protocol", "base64")
+		}
+		sArgs, cArgs = append(sArgs, strings.Fields(c.oursServer)...), append(cArgs, strings.Fields(c.oursClient)...)
+		tun.socksTarget = sAddr
+	default:
+		return nil, fmt.Errorf("unknown variant %q", v.family)
+	}
+	ch := &chain{v: v, tun: tun}
+	if ch.server, err = startChild(c.logDir, name+"-server", sProg, false, sArgs...); err != nil {
+		return nil, err
+	}
+	if ch.client, err = startChild(c.logDir, name+"-client", cProg, false, cArgs...); err != nil {
+		ch.server.stop()
+		return nil, err
+	}
+	if err := waitListening(sAddr, ch.server); err != nil {
+		ch.stop()
+		return nil, err
+	}
+	if err := waitListening(cAddr, ch.client); err != nil {
+		ch.stop()
+		return nil, err
+	}
+	// One tunnel end to end, so that a broken chain fails here, clearly.
+	conn, err := openEcho(tun, 10*time.Second)
+	if err != nil {
+		ch.stop()
+		return nil, fmt.Errorf("%s: first tunnel: %v; server log: %s; client log: %s", v, err, ch.server.tail(), ch.client.tail())
+	}
+	conn.Close()
+	return ch, nil
+}
+
+func (ch *chain) stop() {
+	ch.client.stop()
+	ch.server.stop()
+}
+
+func (ch *chain) cpu() (float64, error) {
+	a, err := cpuSeconds(ch.client.pid())
+	if err != nil {
+		return 0, err
+	}
+	b, err := cpuSeconds(ch.server.pid())
+	return a + b, err
+}
+
+func (ch *chain) rss() (int64, int64, error) {
+	a, err := rssBytes(ch.client.pid())
+	if err != nil {
+		return 0, 0, err
+	}
+	b, err := rssBytes(ch.server.pid())
+	return a, b, err
+}
+
+// bulk moves c.size bytes one way through a new tunnel and returns MB/s (10^6
+// bytes per second of payload) and the relays' CPU seconds meanwhile.
+func (c *config) bulk(ch *chain, up bool) (mbps, cpu float64, err error) {
+	conn, err := ch.tun.dial(10 * time.Second)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Minute))
+	cpu0, err := ch.cpu()
+	if err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	if up {
+		err = upload(conn, c.size, c.chunk)
+	} else {
+		err = download(conn, c.size)
+	}
+	elapsed := time.Since(start)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s %s: %v", ch.v, map[bool]string{true: "upload", false: "download"}[up], err)
+	}
+	cpu1, err := ch.cpu()
+	return float64(c.size) / 1e6 / elapsed.Seconds(), cpu1 - cpu0, err
+}
+
+func upload(conn net.Conn, n int64, chunk int) error {
+	if err := request(conn, opUpload, n); err != nil {
+		return err
+	}
+	for sent := int64(0); sent < n; {
+		k := int64(chunk)
+		if n-sent < k {
+			k = n - sent
+		}
+		if _, err := conn.Write(pattern[:k]); err != nil {
+			return err
+		}
+		sent += k
+	}
+	var ack [1]byte
+	if _, err := io.ReadFull(conn, ack[:]); err != nil {
+		return fmt.Errorf("waiting for the target's acknowledgement: %v", err)
+	}
+	return nil
+}
+
+// download reads n bytes and checks them against what the target writes
+// (pattern's first 32 KiB, repeated).
+func download(conn net.Conn, n int64) error {
+	if err := request(conn, opDownload, n); err != nil {
+		return err
+	}
+	buf := make([]byte, 64<<10)
+	const period = 32 << 10
+	for got := int64(0); got < n; {
+		k := int64(len(buf))
+		if n-got < k {
+			k = n - got
+		}
+		m, err := conn.Read(buf[:k])
+		for i := 0; i < m; {
+			off := int((got + int64(i)) % period)
+			l := min(m-i, period-off)
+			if string(buf[i:i+l]) != string(pattern[off:off+l]) {
+				return fmt.Errorf("data differs after %d bytes", got+int64(i))
+			}
+			i += l
+		}
+		got += int64(m)
+		if err != nil {
+			return fmt.Errorf("after %d of %d bytes: %v", got, n, err)
+		}
+	}
+	return nil
+}
+
+// pingPong returns the sorted round-trip times of n 64-byte echoes (after 50
+// not counted).
+func pingPong(ch *chain, n int) ([]time.Duration, error) {
+	conn, err := openEcho(ch.tun, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	msg, got := pattern[:64], make([]byte, 64)
+	rtt := make([]time.Duration, 0, n)
+	for i := -50; i < n; i++ {
+		t := time.Now()
+		if _, err := conn.Write(msg); err != nil {
+			return nil, err
+		}
+		if _, err := io.ReadFull(conn, got); err != nil {
+			return nil, err
+		}
+		if i >= 0 {
+			rtt = append(rtt, time.Since(t))
+		}
+	}
+	sort.Slice(rtt, func(i, j int) bool { return rtt[i] < rtt[j] })
+	return rtt, nil
+}
+
+func percentile(sorted []time.Duration, p float64) float64 {
+	i := int(p*float64(len(sorted))+0.5) - 1
+	i = max(0, min(i, len(sorted)-1))
+	return float64(sorted[i]) / float64(time.Microsecond)
+}
+
+// loadTest runs tunnels idle tunnels (proc load children) through a fresh chain
+// of v; with traffic, every tunnel then carries echoes at the same time.
+// measureRSS reads the relays' RSS before and after opening them.
+func (c *config) loadTest(v variant, target string, procs, tunnels int, traffic bool) (*loadResult, error) {
+	ch, err := c.startChain(v, target, "-load"+strconv.Itoa(tunnels))
+	if err != nil {
+		return nil, err
+	}
+	defer ch.stop()
+	time.Sleep(300 * time.Millisecond)
+	res := &loadResult{tunnels: tunnels}
+	c0, s0, err := ch.rss()
+	if err != nil {
+		return nil, err
+	}
+	me, err := self()
+	if err != nil {
+		return nil, err
+	}
+	var kids []*child
+	defer func() {
+		for _, k := range kids {
+			k.stop()
+		}
+	}()
+	rounds := "0"
+	if traffic {
+		rounds = "4"
+	}
+	start := time.Now()
+	for i := 0; i < procs; i++ {
+		n := tunnels / procs
+		if i < tunnels%procs {
+			n++
+		}
+		args := []string{"load", "-entry", ch.tun.entry, "-n", strconv.Itoa(n), "-rounds", rounds}
+		if ch.tun.socksTarget != "" {
+			args = append(args, "-socks", ch.tun.socksTarget)
+		}
+		k, err := startChild(c.logDir, fmt.Sprintf("%s-load%d", strings.ReplaceAll(v.String(), " ", "-"), i), me, true, args...)
+		if err != nil {
+			return nil, err
+		}
+		kids = append(kids, k)
+	}
+	for _, k := range kids {
+		ok, bad, first, err := readStatus(k, "OPEN")
+		if err != nil {
+			return nil, err
+		}
+		res.opened += ok
+		res.openErrs += bad
+		if res.firstErr == "" {
+			res.firstErr = first
+		}
+	}
+	res.openTime = time.Since(start)
+	time.Sleep(time.Second)
+	c1, s1, err := ch.rss()
+	if err != nil {
+		return nil, err
+	}
+	if res.opened > 0 {
+		res.clientPer = float64(c1-c0) / float64(res.opened)
+		res.serverPer = float64(s1-s0) / float64(res.opened)
+	}
+	for _, k := range kids {
+		if _, err := io.WriteString(k.in, "GO\n"); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range kids {
+		ok, bad, first, err := readStatus(k, "DONE")
+		if err != nil {
+			return nil, err
+		}
+		res.carried += ok
+		res.carryErrs += bad
+		if res.firstErr == "" {
+			res.firstErr = first
+		}
+	}
+	res.alive = ch.client.alive() && ch.server.alive()
+	return res, nil
+}
+
+type loadResult struct {
+	tunnels, opened, openErrs, carried, carryErrs int
+	clientPer, serverPer                          float64 // RSS bytes per tunnel
+	openTime                                      time.Duration
+	alive                                         bool
+	firstErr                                      string
+}
+
+func (l *loadResult) ok() bool {
+	return l.alive && l.opened == l.tunnels && l.carried == l.tunnels && l.openErrs == 0 && l.carryErrs == 0
+}
+
+// readStatus reads the load child's line "WORD ok errors first-error".
+func readStatus(k *child, word string) (ok, bad int, first string, err error) {
+	type line struct {
+		s   string
+		err error
+	}
+	ch := make(chan line, 1)
+	go func() { s, err := k.out.ReadString('\n'); ch <- line{s, err} }()
+	var l line
+	select {
+	case l = <-ch:
+	case <-time.After(3 * time.Minute):
+		return 0, 0, "", fmt.Errorf("%s: no %s line after 3 minutes", k.name, word)
+	}
+	if l.err != nil {
+		return 0, 0, "", fmt.Errorf("%s: %v: %s", k.name, l.err, k.tail())
+	}
+	f := strings.SplitN(strings.TrimSpace(l.s), " ", 4)
+	if len(f) < 3 || f[0] != word {
+		return 0, 0, "", fmt.Errorf("%s: unexpected line %q", k.name, l.s)
+	}
+	ok, err1 := strconv.Atoi(f[1])
+	bad, err2 := strconv.Atoi(f[2])
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, "", fmt.Errorf("%s: %q: %v", k.name, l.s, err)
+	}
+	if len(f) == 4 {
+		first = f[3]
+	}
+	return ok, bad, first, nil
+}
+
+// measure runs everything and collects the figures.
+func measure(c *config) (*report, error) {
+	me, err := self()
+	if err != nil {
+		return nil, err
+	}
+	tAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	target, err := startChild(c.logDir, "target", me, false, "target", "-listen", tAddr)
+	if err != nil {
+		return nil, err
+	}
+	defer target.stop()
+	if err := waitListening(tAddr, target); err != nil {
+		return nil, err
+	}
+
+	rep := &report{cfg: c, start: time.Now()}
+	var chains []*chain
+	defer func() {
+		for _, ch := range chains {
+			ch.stop()
+		}
+	}()
+	for _, fam := range strings.Split(c.families, ",") {
+		for _, b64 := range []bool{false, true} {
+			v := variant{fam, b64}
+			if b64 && fam == "raw" {
+				continue
+			}
+			ch, err := c.startChain(v, tAddr, "")
+			if err != nil {
+				fmt.Println("SKIP", v, ":", err)
+				rep.skipped = append(rep.skipped, fmt.Sprintf("%s: %v", v, err))
+				continue
+			}
+			chains = append(chains, ch)
+			rep.results = append(rep.results, &result{v: v})
+		}
+	}
+	if len(chains) == 0 {
+		return nil, errors.New("no chain could start")
+	}
+
+	// Throughput and latency, interleaved: each round visits every chain, in an
+	// order that rotates from round to round.
+	for r := 0; r < c.rounds; r++ {
+		for i := range chains {
+			k := (i + r) % len(chains)
+			ch, res := chains[k], rep.results[k]
+			for _, up := range []bool{true, false} {
+				mbps, cpu, err := c.bulk(ch, up)
+				if err != nil {
+					return nil, err
+				}
+				if up {
+					res.up = append(res.up, mbps)
+				} else {
+					res.down = append(res.down, mbps)
+				}
+				res.cpuSec += cpu
+				res.cpuBytes += c.size
+			}
+			if !ch.v.base64 {
+				rtt, err := pingPong(ch, c.pings)
+				if err != nil {
+					return nil, fmt.Errorf("%s latency: %v", ch.v, err)
+				}
+				res.p50 = append(res.p50, percentile(rtt, 0.50))
+				res.p99 = append(res.p99, percentile(rtt, 0.99))
+			}
+			fmt.Printf("round %d %-15s up %7.0f MB/s  down %7.0f MB/s", r+1, ch.v, last(res.up), last(res.down))
+			if !ch.v.base64 {
+				fmt.Printf("  rtt p50 %5.0f µs p99 %5.0f µs", last(res.p50), last(res.p99))
+			}
+			fmt.Println()
+		}
+	}
+	for _, ch := range chains {
+		ch.stop()
+	}
+	chains = nil
+
+	// Memory per idle tunnel, fresh processes for each repetition, interleaved.
+	for r := 0; r < c.rssRounds && c.rssTunnels > 0; r++ {
+		for _, res := range rep.results {
+			if res.v.base64 {
+				continue
+			}
+			l, err := c.loadTest(res.v, tAddr, 1, c.rssTunnels, false)
+			if err != nil {
+				return nil, fmt.Errorf("%s memory: %v", res.v, err)
+			}
+			fmt.Printf("memory %-8s %d idle tunnels (%d failed) in %v: client %.1f KiB, server %.1f KiB per tunnel\n",
+				res.v, l.opened, l.openErrs, l.openTime.Round(time.Millisecond), l.clientPer/1024, l.serverPer/1024)
+			res.rssClient = append(res.rssClient, l.clientPer)
+			res.rssServer = append(res.rssServer, l.serverPer)
+			if l.openErrs > 0 {
+				res.notes = append(res.notes, fmt.Sprintf("memory test: %d of %d tunnels failed to open (%s)", l.openErrs, l.tunnels, l.firstErr))
+			}
+		}
+	}
+
+	// Concurrent tunnels carrying traffic.
+	for _, res := range rep.results {
+		if res.v.base64 || c.concTunnels == 0 || !contains(c.concFamilies, res.v.family) {
+			continue
+		}
+		l, err := c.loadTest(res.v, tAddr, c.concProcs, c.concTunnels, true)
+		if err != nil {
+			return nil, fmt.Errorf("%s load: %v", res.v, err)
+		}
+		res.conc = l
+		fmt.Printf("load %-8s %d tunnels: opened %d (%d errors) in %v, carried %d (%d errors), relays alive %v %s\n",
+			res.v, l.tunnels, l.opened, l.openErrs, l.openTime.Round(time.Millisecond), l.carried, l.carryErrs, l.alive, l.firstErr)
+	}
+	rep.end = time.Now()
+	return rep, nil
+}
+
+func contains(list, s string) bool {
+	for _, x := range strings.Split(list, ",") {
+		if strings.TrimSpace(x) == s {
+			return true
+		}
+	}
+	return false
+}
+
+func last(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	return x[len(x)-1]
+}

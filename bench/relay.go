@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/gorilla/websocket"
+)
+
+// cmdRelayRaw is one hop of the raw chain: accept TCP, dial -to, io.Copy both ways.
+func cmdRelayRaw(args []string) error {
+	fs := flag.NewFlagSet("relay-raw", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "listen address")
+	to := fs.String("to", "", "address to connect to")
+	fs.Parse(args)
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			d, err := net.Dial("tcp", *to)
+			if err != nil {
+				return
+			}
+			defer d.Close()
+			done := make(chan struct{})
+			go func() { copyHalfClose(d, c); close(done) }()
+			copyHalfClose(c, d)
+			<-done
+		}()
+	}
+}
+
+// copyHalfClose copies src to dst with io.Copy (splice between TCP sockets on
+// Linux), then half-closes dst so that EOF travels on.
+func copyHalfClose(dst, src net.Conn) {
+	io.Copy(dst, src)
+	if tc, ok := dst.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	} else {
+		dst.Close()
+	}
+}
+
+// Gorilla relays. Buffer sizes are flags; the defaults are gorilla's default read
+// buffer (4 KiB) and a 32 KiB write buffer taken from a pool only while a message is
+// being written (Dialer/Upgrader.WriteBufferPool), the memory-conscious setting
+// gorilla's documentation recommends for many connections.
+type gorillaOpts struct {
+	base64       bool
+	rbuf, wbuf   int
+	chunk        int
+	writeBufPool sync.Pool
+}
+
+func (o *gorillaOpts) flags(fs *flag.FlagSet) {
+	fs.BoolVar(&o.base64, "base64", false, "carry data as base64 text messages (subprotocol base64)")
+	fs.IntVar(&o.rbuf, "rbuf", 0, "gorilla ReadBufferSize (0: gorilla's default, 4096)")
+	fs.IntVar(&o.wbuf, "wbuf", 32<<10, "gorilla WriteBufferSize")
+	fs.IntVar(&o.chunk, "chunk", 32<<10, "bytes read from TCP per message")
+}
+
+func (o *gorillaOpts) protocols() []string {
+	if o.base64 {
+		return []string{"base64"}
+	}
+	return nil
+}
+
+func cmdGorillaClient(args []string) error {
+	var o gorillaOpts
+	fs := flag.NewFlagSet("relay-gorilla-client", flag.ExitOnError)
+	o.flags(fs)
+	listen := fs.String("listen", "127.0.0.1:0", "listen address")
+	url := fs.String("url", "", "ws:// URL of the server relay")
+	fs.Parse(args)
+	dialer := websocket.Dialer{
+		ReadBufferSize: o.rbuf, WriteBufferSize: o.wbuf, WriteBufferPool: &o.writeBufPool,
+		Subprotocols: o.protocols(),
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			ws, _, err := dialer.Dial(*url, nil)
+			if err != nil {
+				return
+			}
+			gorillaPipe(c, ws, &o)
+		}()
+	}
+}
+
+func cmdGorillaServer(args []string) error {
+	var o gorillaOpts
+	fs := flag.NewFlagSet("relay-gorilla-server", flag.ExitOnError)
+	o.flags(fs)
+	listen := fs.String("listen", "127.0.0.1:0", "listen address")
+	to := fs.String("to", "", "address to connect to")
+	fs.Parse(args)
+	up := websocket.Upgrader{
+		ReadBufferSize: o.rbuf, WriteBufferSize: o.wbuf, WriteBufferPool: &o.writeBufPool,
+		Subprotocols: o.protocols(),
+	}
+	return http.ListenAndServe(*listen, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		c, err := net.Dial("tcp", *to)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		gorillaPipe(c, ws, &o)
+	}))
+}
+
+// gorillaPipe relays TCP ↔ WebSocket with idiomatic gorilla calls: WriteMessage
+// per TCP read, NextReader per received message, reused buffers (no per-message
+// allocation by the relay itself). It returns when either direction ends.
+func gorillaPipe(c net.Conn, ws *websocket.Conn, o *gorillaOpts) {
+	done := make(chan struct{}, 2)
+	go func() { // TCP → WebSocket
+		defer func() { done <- struct{}{} }()
+		buf := make([]byte, o.chunk)
+		var enc []byte
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				if o.base64 {
+					enc = grow(enc, base64.StdEncoding.EncodedLen(n))
+					base64.StdEncoding.Encode(enc, buf[:n])
+					err = ws.WriteMessage(websocket.TextMessage, enc)
+				} else {
+					err = ws.WriteMessage(websocket.BinaryMessage, buf[:n])
+				}
+			}
+			if err != nil {
+				ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+				return
+			}
+		}
+	}()
+	go func() { // WebSocket → TCP
+		defer func() { done <- struct{}{} }()
+		buf := make([]byte, o.chunk)
+		var msg bytes.Buffer
+		for {
+			_, r, err := ws.NextReader()
+			if err != nil {
+				return
+			}
+			if o.base64 {
+				msg.Reset()
+				if _, err := msg.ReadFrom(r); err != nil {
+					return
+				}
+				buf = grow(buf, base64.StdEncoding.DecodedLen(msg.Len()))
+				n, err := base64.StdEncoding.Decode(buf, msg.Bytes())
+				if err != nil {
+					return
+				}
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+				continue
+			}
+			for {
+				n, err := r.Read(buf)
+				if n > 0 {
+					if _, werr := c.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err == io.EOF {
+					break
+				} else if err != nil {
+					return
+				}
+			}
+		}
+	}()
+	<-done
+	c.Close()
+	ws.Close()
+	<-done
+}
+
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+)
+
+type result struct {
+	v                    variant
+	up, down             []float64 // MB/s per round
+	p50, p99             []float64 // µs per round
+	cpuSec               float64   // relay CPU seconds over all bulk transfers
+	cpuBytes             int64     // bytes of those transfers
+	rssClient, rssServer []float64 // bytes per idle tunnel, per repetition
+	conc                 *loadResult
+	notes                []string
+}
+
+func (r *result) cpuPerGiB() float64 {
+	if r.cpuBytes == 0 {
+		return 0
+	}
+	return r.cpuSec / (float64(r.cpuBytes) / (1 << 30))
+}
+
+func (r *result) rssTotal() []float64 {
+	t := make([]float64, len(r.rssClient))
+	for i := range t {
+		t[i] = r.rssClient[i] + r.rssServer[i]
+	}
+	return t
+}
+
+type check struct {
+	name, goal, got string
+	pass, measured  bool
+}
+
+type report struct {
+	cfg        *config
+	start, end time.Time
+	results    []*result
+	skipped    []string
+	nofile     uint64
+	checks     []check
+}
+
+func (rep *report) find(family string, b64 bool) *result {
+	for _, r := range rep.results {
+		if r.v.family == family && r.v.base64 == b64 {
+			return r
+		}
+	}
+	return nil
+}
+
+// spread is "median (min–max)".
+type spread struct{ med, lo, hi float64 }
+
+func stat(x []float64) spread {
+	if len(x) == 0 {
+		return spread{}
+	}
+	s := append([]float64(nil), x...)
+	sort.Float64s(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return spread{m, s[0], s[len(s)-1]}
+}
+
+func (s spread) format(scale float64, prec int) string {
+	return fmt.Sprintf("%.*f (%.*f–%.*f)", prec, s.med/scale, prec, s.lo/scale, prec, s.hi/scale)
+}
+
+// pairedRatio is the median over rounds of a[i]/b[i]: the variants of one round
+// ran back to back, so pairing them cancels much of the machine's drift.
+func pairedRatio(a, b []float64) (float64, bool) {
+	n := min(len(a), len(b))
+	if n == 0 {
+		return 0, false
+	}
+	q := make([]float64, n)
+	for i := range q {
+		q[i] = a[i] / b[i]
+	}
+	return stat(q).med, true
+}
+
+// evaluate fills rep.checks and returns how many targets were missed or not measured.
+func (rep *report) evaluate() int {
+	ours, raw, gor, ours64 := rep.find("ours", false), rep.find("raw", false), rep.find("gorilla", false), rep.find("ours", true)
+	ratio := func(name, goal string, a, b *result, want float64) {
+		c := check{name: name, goal: goal}
+		if a != nil && b != nil {
+			u, ok1 := pairedRatio(a.up, b.up)
+			d, ok2 := pairedRatio(a.down, b.down)
+			c.measured = ok1 && ok2
+			c.pass = c.measured && u >= want && d >= want
+			c.got = fmt.Sprintf("upload %.2f×, download %.2f×", u, d)
+		}
+		rep.checks = append(rep.checks, c)
+	}
+	ratio("binary throughput vs raw TCP chain", "≥ 0.75× each way (aim 0.85×)", ours, raw, 0.75)
+	ratio("binary throughput vs gorilla/websocket", "≥ 1.6× each way", ours, gor, 1.6)
+
+	c := check{name: "base64 throughput", goal: "≥ 500 MB/s each way"}
+	if ours64 != nil && len(ours64.up) > 0 {
+		u, d := stat(ours64.up).med, stat(ours64.down).med
+		c.measured, c.pass = true, u >= 500 && d >= 500
+		c.got = fmt.Sprintf("upload %.0f MB/s, download %.0f MB/s", u, d)
+	}
+	rep.checks = append(rep.checks, c)
+
+	c = check{name: "memory per idle tunnel", goal: "≤ 40 KiB client + server"}
+	if ours != nil && len(ours.rssClient) > 0 {
+		t := stat(ours.rssTotal()).med
+		c.measured, c.pass = true, t <= 40<<10
+		c.got = fmt.Sprintf("%.1f KiB (client %.1f + server %.1f)", t/1024, stat(ours.rssClient).med/1024, stat(ours.rssServer).med/1024)
+	}
+	rep.checks = append(rep.checks, c)
+
+	c = check{name: "concurrent tunnels", goal: fmt.Sprintf("%d carrying traffic, no error", rep.cfg.concTunnels)}
+	if ours != nil && ours.conc != nil {
+		l := ours.conc
+		c.measured, c.pass = true, l.ok()
+		c.got = fmt.Sprintf("%d opened, %d carried, %d errors", l.opened, l.carried, l.openErrs+l.carryErrs)
+		if !l.alive {
+			c.got += ", a relay died"
+		}
+	}
+	rep.checks = append(rep.checks, c)
+
+	c = check{name: "round-trip latency p50 vs raw TCP chain", goal: "≤ 1.3×"}
+	if ours != nil && raw != nil {
+		q, ok := pairedRatio(ours.p50, raw.p50)
+		c.measured, c.pass = ok, ok && q <= 1.3
+		c.got = fmt.Sprintf("%.2f× (%.0f µs vs %.0f µs)", q, stat(ours.p50).med, stat(raw.p50).med)
+	}
+	rep.checks = append(rep.checks, c)
+
+	missed := 0
+	for _, c := range rep.checks {
+		if !c.pass {
+			missed++
+		}
+	}
+	return missed
+}
+
+func (c check) verdict() string {
+	switch {
+	case !c.measured:
+		return "NOT MEASURED"
+	case c.pass:
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+func (rep *report) summary() string {
+	var b strings.Builder
+	fmt.Fprintln(&b, "\nchain            upload MB/s          download MB/s        CPU s/GiB  rtt p50 µs  p99 µs  KiB/idle tunnel (c+s)")
+	for _, r := range rep.results {
+		fmt.Fprintf(&b, "%-16s %-20s %-20s %9.2f", r.v, stat(r.up).format(1, 0), stat(r.down).format(1, 0), r.cpuPerGiB())
+		if len(r.p50) > 0 {
+			fmt.Fprintf(&b, "  %10.0f  %6.0f", stat(r.p50).med, stat(r.p99).med)
+		}
+		if len(r.rssClient) > 0 {
+			fmt.Fprintf(&b, "  %.1f + %.1f", stat(r.rssClient).med/1024, stat(r.rssServer).med/1024)
+		}
+		fmt.Fprintln(&b)
+	}
+	for _, s := range rep.skipped {
+		fmt.Fprintln(&b, "SKIPPED", s)
+	}
+	fmt.Fprintln(&b)
+	for _, c := range rep.checks {
+		fmt.Fprintf(&b, "%-12s %-40s %-32s %s\n", c.verdict(), c.name, c.goal, c.got)
+	}
+	return b.String()
+}
+
+// keepMarker separates the generated part of PERFORMANCE.md from notes written
+// by hand (profiles, analysis), which the harness keeps when it rewrites the file.
+const keepMarker = "<!-- Generated above by bench/ (make bench); text below this line is kept as written. -->"
+
+func (rep *report) writeReport(path, svgPath string) error {
+	kept := "\n"
+	if old, err := os.ReadFile(path); err == nil {
+		if _, after, ok := strings.Cut(string(old), keepMarker); ok {
+			kept = after
+		}
+	}
+	c := rep.cfg
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("# Performance\n\n")
+	p("Measured by the harness in `bench/` (`make bench`) on %s, in %s, on a machine with %d cores (%s/%s, %s, kernel %s); load average at the start: %s.\n\n",
+		rep.start.UTC().Format("2006-01-02 15:04 MST"), rep.end.Sub(rep.start).Round(time.Second), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), kernel(), loadavg())
+	p("The same two-hop tunnel is built three ways and measured interleaved, round by round (%d rounds, the order rotating each round), on loopback:\n\n", c.rounds)
+	p("- **raw**: load generator → TCP relay → TCP relay → target; each relay is `io.Copy` both ways (splice(2) between the sockets).\n")
+	p("- **gorilla**: load generator → TCP↔WebSocket client relay → WebSocket↔TCP server relay → target, written with github.com/gorilla/websocket (`WriteMessage` per TCP read of up to 32 KiB, `NextReader` per message, reused buffers; write buffer 32 KiB from a pool, read buffer gorilla's default). For base64, each message is base64 text (subprotocol `base64`).\n")
+	p("- **ours**: load generator → `websocket-client` (standalone, SOCKS5) → `websocket-server` (standalone, `-orport` to the target) → target; base64 with `-protocol base64` and `-base64=true`.\n\n")
+	p("Every relay is its own process (the raw and gorilla relays are subcommands of the harness binary), so CPU and memory are read from `/proc/PID/stat` and `/proc/PID/status` the same way for all three.\n\n")
+
+	p("## Targets\n\n| target | goal | measured | result |\n|---|---|---|---|\n")
+	for _, c := range rep.checks {
+		p("| %s | %s | %s | **%s** |\n", c.name, c.goal, c.got, c.verdict())
+	}
+	p("\nRatios are paired: the median over rounds of (ours ÷ other) within the same round.\n\n")
+
+	p("## Throughput\n\n%d MiB each way per round through a new tunnel; payload MB/s (10⁶ bytes/s), median (min–max) of %d rounds. CPU is utime+stime of the client and server relay processes together over all the transfers, per GiB of payload.\n\n", c.size>>20, c.rounds)
+	p("| chain | upload MB/s | download MB/s | relays' CPU s/GiB |\n|---|---|---|---|\n")
+	for _, r := range rep.results {
+		p("| %s | %s | %s | %.2f |\n", r.v, stat(r.up).format(1, 0), stat(r.down).format(1, 0), r.cpuPerGiB())
+	}
+	p("\n## Latency\n\n%d round trips of 64 bytes per round through one tunnel to an echo target (after 50 not counted); µs, median (min–max) over rounds of each round's percentile.\n\n", c.pings)
+	p("| chain | p50 µs | p99 µs |\n|---|---|---|\n")
+	for _, r := range rep.results {
+		if len(r.p50) > 0 {
+			p("| %s | %s | %s |\n", r.v, stat(r.p50).format(1, 0), stat(r.p99).format(1, 0))
+		}
+	}
+	p("\n## Memory per idle tunnel\n\nFresh relay processes; VmRSS of each before and 1 s after opening %d tunnels (each proven by a one-byte echo, then idle), difference ÷ tunnels; KiB, median (min–max) of %d repetitions.\n\n", c.rssTunnels, c.rssRounds)
+	p("| chain | client KiB | server KiB | together KiB |\n|---|---|---|---|\n")
+	for _, r := range rep.results {
+		if len(r.rssClient) > 0 {
+			p("| %s | %s | %s | %s |\n", r.v, stat(r.rssClient).format(1024, 1), stat(r.rssServer).format(1024, 1), stat(r.rssTotal()).format(1024, 1))
+		}
+	}
+	p("\n## Concurrent tunnels\n\nFresh relay processes; %d load-generator processes open %d tunnels together (at most 32 being opened at a time by each), then every tunnel carries 4 echoes of 1 KiB at the same time, checked byte for byte. RLIMIT_NOFILE of every process: %d.\n\n", c.concProcs, c.concTunnels, rep.nofile)
+	p("| chain | opened | carried traffic | errors | time to open | relays alive | first error |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range rep.results {
+		if l := r.conc; l != nil {
+			p("| %s | %d / %d | %d | %d | %s | %v | %s |\n", r.v, l.opened, l.tunnels, l.carried, l.openErrs+l.carryErrs, l.openTime.Round(time.Millisecond), l.alive, mdEscape(l.firstErr))
+		}
+	}
+	for _, r := range rep.results {
+		for _, n := range r.notes {
+			p("\n%s: %s\n", r.v, mdEscape(n))
+		}
+	}
+	for _, s := range rep.skipped {
+		p("\nNot measured: %s\n", mdEscape(s))
+	}
+	p("\n![Throughput, latency and memory per tunnel](%s)\n\n", filepath.Base(svgPath))
+	p("## Reproduce\n\n```\nmake build\nmake bench          # the micro-benchmarks, then the harness\ncd bench && go run . -o ../doc/PERFORMANCE.md -rounds %d -size %d -pings %d -rss-tunnels %d -rss-rounds %d -conc-tunnels %d\n```\n\n",
+		c.rounds, c.size>>20, c.pings, c.rssTunnels, c.rssRounds, c.concTunnels)
+	p("`go run . -h` lists the flags (sizes, rounds, which chains, extra arguments for the programs). `-strict` makes a missed target exit non-zero; otherwise only a harness error does. The machine is shared, so figures move from run to run; compare ratios within one run rather than figures across runs.\n\n")
+	p("%s%s", keepMarker, kept)
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(svgPath, []byte(rep.svg()), 0o644)
+}
+
+func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+func kernel() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(b))
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
