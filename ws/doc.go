@@ -1,3 +1,64 @@
-// Package ws implements the WebSocket protocol of RFC 6455, in both roles,
-// and presents each connection as a byte stream (a net.Conn).
+// Package ws implements the WebSocket protocol (RFC 6455) in both roles and
+// presents each connection as a byte stream, a net.Conn, as the "websocket"
+// Tor pluggable transport needs: message and frame boundaries mean nothing,
+// received data messages are concatenated in order.
+//
+// # What is implemented
+//
+//   - The opening handshake (RFC 6455 section 4): Upgrade for the server
+//     (versions 13, and 8 and 7 of the hybi drafts, which differ only in
+//     the number), Client for the client. Extensions are never negotiated.
+//     Bytes that arrive with the handshake are kept for the first frame.
+//   - Framing (section 5.2): RSV bits, reserved opcodes, 64-bit lengths
+//     with the top bit set, control frames longer than 125 bytes or
+//     fragmented, continuation without a message and a message inside
+//     another all fail the connection with status 1002. The server
+//     requires masked frames, the client unmasked ones (section 5.1).
+//     Lengths that are not minimal are accepted: the RFC binds senders.
+//   - Masking (section 5.3) with a fresh key from crypto/rand per frame.
+//   - Ping is answered by one Pong with the same payload; Pong is ignored
+//     (section 5.5).
+//   - The closing handshake (sections 5.5.1, 7): Close payloads are
+//     checked (1-byte payload or a code not allowed on the wire: 1002; a
+//     reason that is not UTF-8: 1007) and answered at once with a Close
+//     echoing the status. After both Close frames the server closes the
+//     TCP connection; the client waits for that (bounded) in Close.
+//   - The "base64" subprotocol of the WebSocket pluggable transport
+//     proposal (flashproxy doc/websocket-transport.txt): when negotiated,
+//     each Write is one text message of standard base64, padded at its end
+//     only; received text is decoded strictly (canonical padding, no line
+//     breaks) across frame boundaries, and bad base64 fails with 1007.
+//     Binary messages are still accepted. A text frame without base64
+//     fails with 1003.
+//
+// # Limits and defaults
+//
+// One received data message may carry at most Options.MaxMessage bytes on
+// the wire (DefaultMaxMessage, 1 MiB); a frame that would pass it fails the
+// connection with 1009 before its payload is read. The opening handshake is
+// bounded by Options.HandshakeTimeout (10 s); the client reads at most 8 KiB
+// of response head. Close waits at most 1.5 s for the peer. Write sends a
+// message in frames of at most 32 KiB of payload, each frame in one write.
+// Nothing buffered grows with what the peer declares: payload is read
+// straight into the caller's buffer, headers and control frames through a
+// 256-byte array, and write buffers come from a pool per frame.
+//
+// # Concurrency
+//
+// One goroutine may call Read and one Write at a time. Close,
+// CloseWithStatus, CloseWrite, Subprotocol, the address getters and the
+// deadline setters may be called at any time from any goroutine. Pongs and
+// the Close answer are written by Read between whole frames. Close never
+// blocks longer than its bounded wait, even if another goroutine is
+// blocked in Read (that Read then fails); it sets the conn's write deadline
+// (and read deadline when no Read runs) to bound its work. A write error,
+// timeouts included, ends writing for good: a cut frame cannot be resumed.
+//
+// # Errors
+//
+// Read returns io.EOF after the peer's Close with status 1000 or no status,
+// and a *CloseError for any other status it received or for a violation it
+// detected (after sending a Close with that code). A TCP connection that
+// ends without a Close frame gives io.ErrUnexpectedEOF. Read timeouts are
+// not sticky; every other read error is. Write after a Close was sent fails.
 package ws

@@ -1,0 +1,150 @@
+package ws
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"io"
+	"math/rand"
+	"testing"
+)
+
+var b64std = base64.StdEncoding.Strict()
+
+// textFrames makes the masked (zero key) frames of one text message whose
+// text is split at the given cut points.
+func textFrames(text []byte, cuts []int) []byte {
+	var b []byte
+	prev := 0
+	for i, cut := range append(cuts, len(text)) {
+		op := byte(opContinuation)
+		if i == 0 {
+			op = opText
+		}
+		if i == len(cuts) {
+			op |= 0x80
+		}
+		var h [maxHeader]byte
+		n := putHeader(h[:], op, op&0x80 != 0, cut-prev, true) // key stays 00 00 00 00
+		b = append(append(b, h[:n]...), text[prev:cut]...)
+		prev = cut
+	}
+	return append(b, close1000...)
+}
+
+// decodeViaConn decodes text split at cuts through a server Conn, reading
+// with buffers of size bufSize, through wrap.
+func decodeViaConn(text []byte, cuts []int, bufSize int, wrap func(io.Reader) io.Reader) ([]byte, error) {
+	c := newConn(&fakeConn{r: wrap(bytes.NewReader(textFrames(text, cuts))), w: io.Discard}, false, true, 0, nil)
+	var out []byte
+	buf := make([]byte, bufSize)
+	for {
+		n, err := c.Read(buf)
+		out = append(out, buf[:n]...)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+func TestBase64Decoder(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want string // "!" for an invalid message
+	}{
+		{"", ""},
+		{"SGVsbG8=", "Hello"},
+		{"SGVsbG8h", "Hello!"},
+		{"SGVsbA==", "Hell"},
+		{"AAECAwQF", "\x00\x01\x02\x03\x04\x05"},
+		{"+/+/", "\xfb\xff\xbf"},
+		{"SGVsbG8", "!"},    // truncated group
+		{"SGVsbG8==", "!"},  // data after padding
+		{"SG=sbG8=", "!"},   // padding in the middle
+		{"SGVsbG9=", "!"},   // non-zero bits under the padding
+		{"SGVsbB==", "!"},   // non-zero bits under the padding
+		{"S===", "!"},       // one character then padding
+		{"====", "!"},       // padding only
+		{"SGVs\nbG8=", "!"}, // line break
+		{"SGVs bG8=", "!"},  // space
+		{"SGV-bG8=", "!"},   // URL alphabet
+	} {
+		text := []byte(tc.text)
+		for cut1 := 0; cut1 <= len(text); cut1++ {
+			for cut2 := cut1; cut2 <= len(text); cut2++ {
+				for _, rd := range readers {
+					for _, size := range []int{1, 3, 8, 64} {
+						got, err := decodeViaConn(text, []int{cut1, cut2}, size, rd.wrap)
+						var ce *CloseError
+						if tc.want == "!" {
+							if !errors.As(err, &ce) || ce.Code != CloseInvalidData {
+								t.Fatalf("%q cuts %d,%d %s/%d: err %v, want 1007", tc.text, cut1, cut2, rd.name, size, err)
+							}
+						} else if err != nil || string(got) != tc.want {
+							t.Fatalf("%q cuts %d,%d %s/%d: %q, %v", tc.text, cut1, cut2, rd.name, size, got, err)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestBase64Random(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for i := 0; i < 200; i++ {
+		msg := make([]byte, rng.Intn(3000))
+		rng.Read(msg)
+		text := []byte(base64.StdEncoding.EncodeToString(msg))
+		cuts := randomCuts(rng, len(text))
+		got, err := decodeViaConn(text, cuts, 1+rng.Intn(2000), readers[rng.Intn(3)].wrap)
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("len %d cuts %v: err %v, equal %v", len(msg), cuts, err, bytes.Equal(got, msg))
+		}
+	}
+}
+
+func randomCuts(rng *rand.Rand, n int) []int {
+	cuts := make([]int, rng.Intn(5))
+	for i := range cuts {
+		cuts[i] = rng.Intn(n + 1)
+	}
+	for i := 1; i < len(cuts); i++ { // sort, few elements
+		for j := i; j > 0 && cuts[j] < cuts[j-1]; j-- {
+			cuts[j], cuts[j-1] = cuts[j-1], cuts[j]
+		}
+	}
+	return cuts
+}
+
+// FuzzBase64 compares the incremental decoder with encoding/base64 (strict)
+// over random splits of a message into frames.
+func FuzzBase64(f *testing.F) {
+	f.Add([]byte("SGVsbG8="), int64(0), 7)
+	f.Add([]byte("SGVsbG8"), int64(1), 1)
+	f.Add([]byte("SA==SGVs"), int64(2), 3)
+	f.Add([]byte("AAECAwQFBgcICQ=="), int64(3), 100)
+	f.Add([]byte("SGVs\r\nbG8="), int64(4), 9)
+	f.Fuzz(func(t *testing.T, text []byte, seed int64, size int) {
+		if len(text) > 1<<16 {
+			return
+		}
+		rng := rand.New(rand.NewSource(seed))
+		size = 1 + (size&0xFFFF)%4096
+		got, err := decodeViaConn(text, randomCuts(rng, len(text)), size, readers[rng.Intn(3)].wrap)
+		want, werr := b64std.DecodeString(string(text))
+		if bytes.ContainsAny(text, "\r\n") { // encoding/base64 skips these; we refuse them
+			werr = errBase64
+		}
+		var ce *CloseError
+		switch {
+		case werr == nil && (err != nil || !bytes.Equal(got, want)):
+			t.Fatalf("%q: got %q, %v; want %q", text, got, err, want)
+		case werr != nil && (!errors.As(err, &ce) || ce.Code != CloseInvalidData):
+			t.Fatalf("%q: got %q, %v; want close 1007", text, got, err)
+		}
+	})
+}

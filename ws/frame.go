@@ -1,0 +1,120 @@
+package ws
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"sync"
+)
+
+// Opcodes (RFC 6455 section 5.2).
+const (
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
+)
+
+const (
+	maxHeader     = 14       // 2 + 8 (64-bit length) + 4 (masking key)
+	maxControl    = 125      // control frame payload limit (section 5.5)
+	maxFrameSend  = 32 << 10 // payload bytes per frame we send
+	maxBinaryData = maxFrameSend
+	maxBase64Data = maxFrameSend / 4 * 3 // raw bytes that encode to maxFrameSend characters
+	randBatch     = 4096                 // random bytes fetched at once for masking keys
+)
+
+// frameBuf holds one whole outgoing frame, header and payload, so that it
+// leaves in one write. Taken from framePool per frame, never held while idle.
+type frameBuf [maxHeader + maxFrameSend]byte
+
+var framePool = sync.Pool{New: func() any { return new(frameBuf) }}
+
+// keySource batches crypto/rand reads: a frame takes 4 bytes of it.
+type keySource struct {
+	b [randBatch]byte
+	i int
+}
+
+var keyPool = sync.Pool{New: func() any { return &keySource{i: randBatch} }}
+
+// newMaskKey returns a fresh masking key from crypto/rand (section 5.3).
+func newMaskKey() (key [4]byte, err error) {
+	ks := keyPool.Get().(*keySource)
+	defer keyPool.Put(ks)
+	if ks.i+4 > len(ks.b) {
+		if _, err := rand.Read(ks.b[:]); err != nil {
+			return key, err
+		}
+		ks.i = 0
+	}
+	copy(key[:], ks.b[ks.i:])
+	clear(ks.b[ks.i : ks.i+4]) // a used key never stays in memory for reuse
+	ks.i += 4
+	return key, nil
+}
+
+// putHeader writes a frame header for a payload of n bytes into b and
+// returns its length; a masked header leaves its last 4 bytes for the key.
+func putHeader(b []byte, op byte, fin bool, n int, masked bool) int {
+	b[0] = op
+	if fin {
+		b[0] |= 0x80
+	}
+	var m byte
+	if masked {
+		m = 0x80
+	}
+	h := 2
+	switch {
+	case n <= 125:
+		b[1] = m | byte(n)
+	case n <= 0xFFFF:
+		b[1] = m | 126
+		binary.BigEndian.PutUint16(b[2:], uint16(n))
+		h = 4
+	default:
+		b[1] = m | 127
+		binary.BigEndian.PutUint64(b[2:], uint64(n))
+		h = 10
+	}
+	if masked {
+		h += 4
+	}
+	return h
+}
+
+// mask XORs b in place with key, starting at key position pos (0-3), and
+// returns the key position after b (section 5.3). It works 8 bytes at a time.
+func mask(key [4]byte, pos int, b []byte) int {
+	i := 0
+	if len(b) >= 8 {
+		var k8 [8]byte
+		for j := range k8 {
+			k8[j] = key[(pos+j)&3]
+		}
+		k := binary.LittleEndian.Uint64(k8[:])
+		for ; i+32 <= len(b); i += 32 {
+			s := b[i : i+32 : i+32]
+			binary.LittleEndian.PutUint64(s, binary.LittleEndian.Uint64(s)^k)
+			binary.LittleEndian.PutUint64(s[8:], binary.LittleEndian.Uint64(s[8:])^k)
+			binary.LittleEndian.PutUint64(s[16:], binary.LittleEndian.Uint64(s[16:])^k)
+			binary.LittleEndian.PutUint64(s[24:], binary.LittleEndian.Uint64(s[24:])^k)
+		}
+		for ; i+8 <= len(b); i += 8 {
+			binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^k)
+		}
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= key[(pos+i)&3]
+	}
+	return (pos + len(b)) & 3
+}
+
+// validCloseCode reports whether a status code may appear in a Close frame
+// on the wire (section 7.4 and the IANA registry).
+func validCloseCode(code int) bool {
+	return code >= 1000 && code <= 1003 || code >= 1007 && code <= 1014 ||
+		code >= 3000 && code <= 4999
+}

@@ -1,0 +1,247 @@
+package ws
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Options for both roles. A nil *Options means defaults.
+type Options struct {
+	// Base64: server — accept the "base64" subprotocol when the client
+	// offers it; client — offer "base64" (and then require the server to
+	// accept it or no protocol).
+	Base64 bool
+	// MaxMessage bounds the payload of one received data message (bytes on
+	// the wire, i.e. base64 text length for text). 0 means
+	// DefaultMaxMessage. Over it: close 1009.
+	MaxMessage int
+	// HandshakeTimeout bounds the opening handshake. 0 means 10 s.
+	HandshakeTimeout time.Duration
+	// Header: client only, extra request headers (e.g. User-Agent).
+	Header http.Header
+}
+
+const (
+	defaultHandshakeTimeout = 10 * time.Second
+	maxResponseHead         = 8 << 10 // bytes of the server's answer, headers included
+	acceptGUID              = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+)
+
+func (o *Options) get() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.HandshakeTimeout <= 0 {
+		r.HandshakeTimeout = defaultHandshakeTimeout
+	}
+	return r
+}
+
+// acceptKey computes Sec-WebSocket-Accept for a key (section 4.2.2).
+func acceptKey(key string) string {
+	h := sha1.Sum([]byte(key + acceptGUID))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// hasToken reports whether a header (possibly several lines of comma
+// lists) holds token; eq compares one element.
+func hasToken(h http.Header, name, token string, eq func(a, b string) bool) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if eq(strings.Trim(t, " \t"), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func same(a, b string) bool { return a == b }
+
+// checkRequest validates an opening handshake (section 4.2.1) and returns
+// the HTTP status and message of a refusal, or 0.
+func checkRequest(r *http.Request) (int, string) {
+	switch {
+	case r.Method != http.MethodGet:
+		return http.StatusMethodNotAllowed, "method not allowed"
+	case !r.ProtoAtLeast(1, 1):
+		return http.StatusBadRequest, "HTTP/1.1 or later required"
+	case !hasToken(r.Header, "Upgrade", "websocket", strings.EqualFold):
+		return http.StatusBadRequest, "missing Upgrade: websocket"
+	case !hasToken(r.Header, "Connection", "upgrade", strings.EqualFold):
+		return http.StatusBadRequest, "missing Connection: Upgrade"
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return http.StatusBadRequest, "bad Sec-WebSocket-Key"
+	}
+	if k, err := base64.StdEncoding.DecodeString(keys[0]); err != nil || len(k) != 16 {
+		return http.StatusBadRequest, "bad Sec-WebSocket-Key"
+	}
+	// RFC 6455 is version 13; the drafts hybi-07 to hybi-12 (versions 7
+	// and 8) differ only in this number, and the transport proposal
+	// permits them.
+	switch v := r.Header.Values("Sec-WebSocket-Version"); {
+	case len(v) == 1 && (v[0] == "13" || v[0] == "8" || v[0] == "7"):
+		return 0, ""
+	}
+	return http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version"
+}
+
+// Upgrade validates the whole request, then hijacks. On refusal it writes
+// an ordinary HTTP error (400, 405, 426 with Sec-WebSocket-Version: 13)
+// and returns an error; the caller writes nothing more. Bytes already
+// buffered by net/http are kept for the first frame; the handshake timeout
+// bounds writing the answer, and the conn's deadlines are cleared after.
+// Extensions are always declined.
+func Upgrade(w http.ResponseWriter, r *http.Request, opt *Options) (*Conn, error) {
+	o := opt.get()
+	code, msg := checkRequest(r)
+	if code == http.StatusUpgradeRequired {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+	}
+	if code == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", http.MethodGet)
+	}
+	if code != 0 {
+		http.Error(w, msg, code)
+		return nil, errors.New("websocket: refused: " + msg)
+	}
+	b64 := o.Base64 && hasToken(r.Header, "Sec-WebSocket-Protocol", "base64", same)
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "cannot upgrade", http.StatusInternalServerError)
+		return nil, fmt.Errorf("websocket: hijack: %w", err)
+	}
+	var pre []byte // the client may have sent frames right after the request
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		pre = bytes.Clone(b)
+	}
+	answer := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+		"Connection: Upgrade\r\nSec-WebSocket-Accept: " +
+		acceptKey(r.Header.Get("Sec-WebSocket-Key")) + "\r\n"
+	if b64 {
+		answer += "Sec-WebSocket-Protocol: base64\r\n"
+	}
+	conn.SetDeadline(time.Now().Add(o.HandshakeTimeout))
+	if _, err := io.WriteString(conn, answer+"\r\n"); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("websocket: writing handshake: %w", err)
+	}
+	conn.SetDeadline(time.Time{})
+	return newConn(conn, false, b64, o.MaxMessage, pre), nil
+}
+
+// headLimit reads at most n bytes, then fails with errHeadTooBig.
+type headLimit struct {
+	r io.Reader
+	n int
+}
+
+var errHeadTooBig = errors.New("websocket: handshake response too large")
+
+func (l *headLimit) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, errHeadTooBig
+	}
+	n, err := l.r.Read(p[:min(len(p), l.n)])
+	l.n -= n
+	return n, err
+}
+
+// Client runs the opening handshake over conn (already connected; TLS or
+// proxy is the caller's) for the ws:// or wss:// URL u (Host header from
+// u.Host, request target from u.RequestURI()). It fails on any status but
+// 101 (no redirects), a wrong Sec-WebSocket-Accept, missing Upgrade or
+// Connection, an unoffered protocol or any extension. The handshake
+// timeout bounds the whole exchange; deadlines are cleared after. On error
+// the caller closes conn.
+func Client(conn net.Conn, u *url.URL, opt *Options) (*Conn, error) {
+	o := opt.get()
+	var k [16]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		return nil, err
+	}
+	key := base64.StdEncoding.EncodeToString(k[:])
+	var req strings.Builder
+	fmt.Fprintf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"+
+		"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n",
+		u.RequestURI(), u.Host, key)
+	if o.Base64 {
+		req.WriteString("Sec-WebSocket-Protocol: base64\r\n")
+	}
+	for name := range o.Header {
+		if strings.ContainsAny(name, " \t\r\n:") {
+			return nil, fmt.Errorf("websocket: bad header name %q", name)
+		}
+	}
+	if err := o.Header.WriteSubset(&req, map[string]bool{"Host": true,
+		"Upgrade": true, "Connection": true, "Sec-Websocket-Key": true,
+		"Sec-Websocket-Version": true, "Sec-Websocket-Protocol": true,
+		"Sec-Websocket-Extensions": true}); err != nil {
+		return nil, err
+	}
+	req.WriteString("\r\n")
+	if strings.ContainsAny(u.Host+u.RequestURI(), " \r\n") {
+		return nil, errors.New("websocket: bad URL")
+	}
+
+	conn.SetDeadline(time.Now().Add(o.HandshakeTimeout))
+	defer conn.SetDeadline(time.Time{})
+	if _, err := io.WriteString(conn, req.String()); err != nil {
+		return nil, fmt.Errorf("websocket: writing handshake: %w", err)
+	}
+	br := bufio.NewReaderSize(&headLimit{r: conn, n: maxResponseHead}, 1024)
+	b64, err := readResponse(br, key, o.Base64)
+	if err != nil {
+		return nil, err
+	}
+	var pre []byte // frames the server sent right after its answer
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		pre = bytes.Clone(b)
+	}
+	return newConn(conn, true, b64, o.MaxMessage, pre), nil
+}
+
+// readResponse reads and checks the server's answer (section 4.2.2, 4.1)
+// and reports whether base64 was accepted.
+func readResponse(br *bufio.Reader, key string, offered bool) (bool, error) {
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+	if errors.Is(err, errHeadTooBig) {
+		return false, errHeadTooBig
+	}
+	if err != nil {
+		return false, fmt.Errorf("websocket: reading handshake response: %w", err)
+	}
+	h := resp.Header
+	proto := h.Values("Sec-WebSocket-Protocol")
+	switch {
+	case resp.StatusCode != http.StatusSwitchingProtocols:
+		return false, fmt.Errorf("websocket: handshake refused: status %q", resp.Status)
+	case !hasToken(h, "Upgrade", "websocket", strings.EqualFold):
+		return false, errors.New("websocket: response lacks Upgrade: websocket")
+	case !hasToken(h, "Connection", "upgrade", strings.EqualFold):
+		return false, errors.New("websocket: response lacks Connection: Upgrade")
+	case len(h.Values("Sec-WebSocket-Accept")) != 1 || h.Get("Sec-WebSocket-Accept") != acceptKey(key):
+		return false, errors.New("websocket: wrong Sec-WebSocket-Accept")
+	case len(h.Values("Sec-WebSocket-Extensions")) > 0:
+		return false, errors.New("websocket: server chose an extension we did not offer")
+	case len(proto) > 1 || len(proto) == 1 && (!offered || proto[0] != "base64"):
+		return false, errors.New("websocket: server chose a protocol we did not offer")
+	}
+	return len(proto) == 1, nil
+}
