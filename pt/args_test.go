@@ -2,6 +2,8 @@ package pt
 
 import (
 	"reflect"
+	"sort"
+	"strings"
 	"testing"
 )
 
@@ -71,5 +73,123 @@ func TestEncodeSmethodArgs(t *testing.T) {
 	}
 	if got := encodeSmethodArgs(Args{}); got != "" {
 		t.Errorf("encodeSmethodArgs(empty) = %q", got)
+	}
+}
+
+// encodeArgs renders args the way tor does for ParseClientArgs (sep ';', no transport) or for
+// ParseServerTransportOptions (each pair prefixed with "transport:"), escaping every special
+// byte. Keys are sorted so that the output is deterministic.
+func encodeArgs(transport string, args Args) []string {
+	esc := strings.NewReplacer(`\`, `\\`, `=`, `\=`, `;`, `\;`, `:`, `\:`).Replace
+	keys := make([]string, 0, len(args))
+	for k := range args {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var items []string
+	for _, k := range keys {
+		for _, v := range args[k] {
+			item := esc(k) + "=" + esc(v)
+			if transport != "" {
+				item = esc(transport) + ":" + item
+			}
+			items = append(items, item)
+		}
+	}
+	return items
+}
+
+func FuzzParseClientArgs(f *testing.F) {
+	for _, s := range []string{"", "k=v", "a=1;b=2;a=3", `a\=b=c\;d;e\\=f\\`, "k", "=v", "k=v;", `k=v\`, "k=a=b", `\;=\`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		args, err := ParseClientArgs(s)
+		if err != nil {
+			return
+		}
+		for k := range args {
+			if k == "" {
+				t.Fatalf("ParseClientArgs(%q) gave an empty key", s)
+			}
+		}
+		again, err := ParseClientArgs(strings.Join(encodeArgs("", args), ";"))
+		if err != nil || !reflect.DeepEqual(again, args) {
+			t.Fatalf("round trip of %q: %v, %v; want %v", s, again, err, args)
+		}
+	})
+}
+
+func FuzzParseServerTransportOptions(f *testing.F) {
+	for _, s := range []string{"", "t:k=v", "a:k=1;b:k=2;a:k=3", `t\:1:k\;=v\:\=\\`, "t:k", ":k=v", "t:k=v;", `t:k=v\`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		opts, err := ParseServerTransportOptions(s)
+		if err != nil {
+			return
+		}
+		var items []string
+		for transport, args := range opts {
+			if transport == "" || len(args) == 0 {
+				t.Fatalf("ParseServerTransportOptions(%q) gave %v", s, opts)
+			}
+			items = append(items, encodeArgs(transport, args)...)
+		}
+		again, err := ParseServerTransportOptions(strings.Join(items, ";"))
+		if err != nil || !reflect.DeepEqual(again, opts) {
+			t.Fatalf("round trip of %q: %v, %v; want %v", s, again, err, opts)
+		}
+	})
+}
+
+// FuzzEncodeSmethodArgs checks that SMETHOD ARGS split back into the original pairs when read
+// the way pt-spec 3.3.3 describes (',' between pairs, first unescaped '=' ends the key).
+func FuzzEncodeSmethodArgs(f *testing.F) {
+	f.Add("k", "v", "k", "w")
+	f.Add(`a=,\`, `,=\`, "b", "")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		args := Args{}
+		args.Add(k1, v1)
+		args.Add(k2, v2)
+		enc := encodeSmethodArgs(args)
+		got := Args{}
+		rest := enc
+		for {
+			k, r, err := unescapeUntil(rest, "=,")
+			if err != nil || r == "" || r[0] != '=' {
+				t.Fatalf("encodeSmethodArgs(%v) = %q: bad key", args, enc)
+			}
+			v, r, err := unescapeUntil(r[1:], ",")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.Add(k, v)
+			if r == "" {
+				break
+			}
+			rest = r[1:]
+		}
+		if !reflect.DeepEqual(got, args) {
+			t.Fatalf("encodeSmethodArgs(%v) = %q, reads back as %v", args, enc, got)
+		}
+	})
+}
+
+func TestArgsGetAdd(t *testing.T) {
+	a := Args{}
+	if _, ok := a.Get("k"); ok {
+		t.Error("Get on empty Args found k")
+	}
+	a.Add("k", "1")
+	a.Add("k", "2")
+	if v, ok := a.Get("k"); !ok || v != "1" {
+		t.Errorf("Get = %q, %v; want first value 1", v, ok)
+	}
+	if a["k"][1] != "2" {
+		t.Errorf("second value %q", a["k"][1])
+	}
+	if _, ok := (Args(nil)).Get("k"); ok {
+		t.Error("Get on nil Args found k")
 	}
 }
