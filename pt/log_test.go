@@ -1,0 +1,159 @@
+package pt
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestScrub(t *testing.T) {
+	scrubbed := []string{
+		"1.2.3.4", "192.0.2.1:443", "255.255.255.255:65535", "0.0.0.0", "010.001.2.3",
+		"::", "::1", "[::1]", "[::1]:80", "2001:db8::1", "[2001:db8::1]:443", "2001:DB8::A:b",
+		"2001:0db8:0000:0000:0000:0000:0000:0001", "1:2:3:4:5:6:7:8", "[1:2:3:4:5:6:7:8]:9",
+		"1::", "fe80::1%eth0", "[fe80::1%eth0]:80", "fe80::1%25eth0", "::ffff:192.0.2.1",
+		"[::ffff:192.0.2.1]:80", "1:2:3:4:5:6:1.2.3.4", "64:ff9b::192.0.2.33",
+		"abc1.2.3.4", "1.2.3.4.5", "0.4.9.8", // conservative: all dotted quads go
+	}
+	for _, a := range scrubbed {
+		for _, msg := range []string{a, "from " + a + ".", "(" + a + ")", "x=" + a + ",y", "ws://" + a + "/p", a + "\n" + a} {
+			got := scrub(msg)
+			if strings.Contains(got, a) || !strings.Contains(got, "[scrubbed]") {
+				t.Errorf("scrub(%q) = %q", msg, got)
+			}
+			// No remaining digit sequence from the address: the whole token went.
+			if strings.Contains(got, strings.Trim(a, "[]")) {
+				t.Errorf("scrub(%q) = %q keeps a part", msg, got)
+			}
+		}
+	}
+	if got := scrub("a [2001:db8::1]:443 b 1.2.3.4:5 c"); got != "a [scrubbed] b [scrubbed] c" {
+		t.Errorf("scrub = %q", got)
+	}
+	kept := []string{
+		"", "hello world", "15:04:05", "2006-01-02 15:04:05.123", "version 1.2.3", "ratio 1:2",
+		"port 443", "read 1.5 KiB", "HTTP/1.1 101", "a:b:c", "e.g. this", "100%", "deadbeef",
+		"status 1009: message too big", "Sec-WebSocket-Version: 13",
+	}
+	for _, msg := range kept {
+		if got := scrub(msg); got != msg {
+			t.Errorf("scrub(%q) = %q, want it unchanged", msg, got)
+		}
+	}
+}
+
+// TestScrubFormatted checks that the addresses Go itself formats are scrubbed.
+func TestScrubFormatted(t *testing.T) {
+	for _, a := range []net.Addr{
+		&net.TCPAddr{IP: net.IPv4(203, 0, 113, 7), Port: 1234},
+		&net.TCPAddr{IP: net.ParseIP("2001:db8::7"), Port: 1234},
+		&net.TCPAddr{IP: net.ParseIP("fe80::7"), Port: 1, Zone: "wlan0"},
+		&net.UDPAddr{IP: net.ParseIP("::ffff:203.0.113.7"), Port: 53},
+		&net.IPAddr{IP: net.ParseIP("2001:db8:1:2:3:4:5:6")},
+	} {
+		err := &net.OpError{Op: "dial", Net: "tcp", Addr: a, Err: fmt.Errorf("connection refused")}
+		if got := scrub(err.Error()); strings.Contains(got, a.String()) || !strings.Contains(got, "[scrubbed]") {
+			t.Errorf("scrub(%q) = %q", err.Error(), got)
+		}
+	}
+}
+
+func FuzzScrub(f *testing.F) {
+	f.Add("from 192.0.2.1:80 at 15:04:05")
+	f.Add("[2001:db8::1]:443")
+	f.Fuzz(func(t *testing.T, s string) {
+		got := scrub(s)
+		if ipv4Like.MatchString(got) || strings.Contains(got, "::") {
+			t.Fatalf("scrub(%q) = %q keeps an address", s, got)
+		}
+	})
+}
+
+// ipv4Like finds a dotted quad in a scrubbed message.
+var ipv4Like = regexp.MustCompile(`\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}`)
+
+var stamp = `\d{4}-\d\d-\d\d \d\d:\d\d:\d\d`
+
+func TestLoggerFile(t *testing.T) {
+	var b strings.Builder
+	l, err := NewLogger(nil, &b, "info", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Errorf("e %s", "192.0.2.1:80")
+	l.Warnf("w %d", 1)
+	l.Noticef("n\nnext")
+	l.Infof("i")
+	l.Debugf("d") // below info: dropped
+	want := regexp.MustCompile(`^` + stamp + ` \[error\] e \[scrubbed\]\n` +
+		stamp + ` \[warning\] w 1\n` +
+		stamp + ` \[notice\] n\\nnext\n` +
+		stamp + ` \[info\] i\n$`)
+	if !want.MatchString(b.String()) {
+		t.Errorf("log file:\n%s", b.String())
+	}
+}
+
+func TestLoggerUnsafe(t *testing.T) {
+	var b strings.Builder
+	l, err := NewLogger(nil, &b, "debug", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Debugf("from %s", "[2001:db8::1]:80")
+	if !regexp.MustCompile(`^` + stamp + ` \[debug\] from \[2001:db8::1\]:80\n$`).MatchString(b.String()) {
+		t.Errorf("log: %q", b.String())
+	}
+}
+
+func TestLoggerManaged(t *testing.T) {
+	var b strings.Builder
+	l, err := NewLogger(NewOutput(&b), nil, "warning", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Errorf("bad \"peer\" %v", &net.TCPAddr{IP: net.IPv4(192, 0, 2, 9), Port: 5})
+	l.Warnf("w\n")
+	l.Noticef("dropped")
+	l.Infof("dropped")
+	l.Debugf("dropped")
+	want := `LOG SEVERITY=error MESSAGE="bad \"peer\" [scrubbed]"` + "\n" + `LOG SEVERITY=warning MESSAGE="w\n"` + "\n"
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
+func TestLoggerLevels(t *testing.T) {
+	for i, level := range []string{"error", "warning", "notice", "info", "debug"} {
+		var b strings.Builder
+		l, err := NewLogger(nil, &b, level, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []func(string, ...any){l.Errorf, l.Warnf, l.Noticef, l.Infof, l.Debugf} {
+			f("m")
+		}
+		if n := strings.Count(b.String(), "\n"); n != i+1 {
+			t.Errorf("level %s: %d lines, want %d", level, n, i+1)
+		}
+	}
+	for _, bad := range []string{"", "warn", "ERROR", "trace"} {
+		if l, err := NewLogger(nil, &strings.Builder{}, bad, false); err == nil || l != nil {
+			t.Errorf("NewLogger level %q: %v, %v", bad, l, err)
+		}
+	}
+	if l, err := NewLogger(nil, nil, "notice", false); err == nil || l != nil {
+		t.Errorf("NewLogger without writer nor Output: %v, %v", l, err)
+	}
+}
+
+func BenchmarkScrub(b *testing.B) {
+	msg := "connection from [2001:db8::1]:443 to 192.0.2.1:80 failed at 15:04:05 after 1.5 s"
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		scrub(msg)
+	}
+}
