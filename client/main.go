@@ -1,0 +1,279 @@
+// Command websocket-client is the client of the websocket pluggable transport: it carries each
+// SOCKS connection from tor inside a WebSocket (ws:// or wss://) to a bridge. See its man page.
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/pt"
+	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/ws"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const (
+	methodName     = "websocket"
+	socksTimeout   = 30 * time.Second // for tor's SOCKS request
+	connectTimeout = 60 * time.Second // TCP (and proxy) dial plus TLS handshake
+	summaryEvery   = time.Hour
+)
+
+// bridge says how to reach one bridge, from the Bridge line's arguments over the defaults.
+type bridge struct {
+	url   *url.URL
+	front string // TLS server name, when it differs from the URL's host
+	opt   ws.Options
+}
+
+// client holds what every connection shares.
+type client struct {
+	defaults      bridge
+	dialer        *pt.Dialer
+	log           *pt.Logger
+	active, conns atomic.Int64
+	up, down      atomic.Int64 // bytes tor→bridge and bridge→tor
+}
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	fs := flag.NewFlagSet("websocket-client", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:1080", "SOCKS `address` to listen on (standalone mode)")
+	rawURL := fs.String("url", "", "WebSocket `URL` used when the SOCKS request carries no url= (default ws://TARGET/)")
+	front := fs.String("front", "", "TLS server `name` (SNI) to send instead of the URL's host")
+	protocol := fs.String("protocol", "", `subprotocol to offer: "base64" or empty`)
+	proxy := fs.String("proxy", "", "outgoing proxy `URL`: socks5://, socks4a:// or http:// (standalone mode)")
+	logFile := fs.String("log", "", "log to `file` instead of tor (managed) or stderr (standalone)")
+	logLevel := fs.String("log-level", "notice", "error, warning, notice, info or debug")
+	unsafeLog := fs.Bool("unsafe-logging", false, "do not scrub addresses from logs")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	usage := func(err error) int { fmt.Fprintln(os.Stderr, "websocket-client:", err); return 2 }
+	if err := fs.Parse(os.Args[1:]); errors.Is(err, flag.ErrHelp) {
+		return 0
+	} else if err != nil {
+		return 2
+	} else if fs.NArg() > 0 {
+		return usage(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	} else if *showVersion {
+		fmt.Println("websocket-client", version)
+		return 0
+	}
+	c := &client{dialer: &pt.Dialer{Timeout: connectTimeout}}
+	defaults := pt.Args{}
+	for k, v := range map[string]string{"url": *rawURL, "front": *front, "protocol": *protocol} {
+		if v != "" {
+			defaults.Add(k, v)
+		}
+	}
+	managed := pt.Managed(os.Getenv)
+	out := pt.NewOutput(os.Stdout)
+	var err error
+	if c.defaults, err = parseBridge(defaults, bridge{}); err != nil {
+		return usage(err)
+	} else if c.log, err = newLogger(out, *logFile, *logLevel, *unsafeLog, managed); err != nil {
+		return usage(err)
+	}
+	if *proxy != "" {
+		if c.dialer.ProxyURL, err = url.Parse(*proxy); err != nil {
+			return usage(err)
+		}
+	}
+
+	info := &pt.ClientInfo{}
+	if managed {
+		if info, err = pt.ClientSetup(out, os.Getenv, []string{methodName}); err != nil {
+			return 1
+		}
+		*c.dialer = pt.Dialer{ProxyURL: info.ProxyURL, OutboundV4: info.OutboundV4,
+			OutboundV6: info.OutboundV6, Timeout: connectTimeout}
+		if info.ProxyURL != nil {
+			out.ProxyDone()
+		}
+		out.StatusVersion("websocket-client", version)
+		if len(info.MethodNames) == 0 {
+			out.CmethodsDone()
+			return 0
+		}
+		*listen = "127.0.0.1:0" // loopback only, and only IPv4: tor warns about duplicates
+	}
+	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose)
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		if managed {
+			out.CmethodError(methodName, err.Error())
+			out.CmethodsDone()
+		}
+		c.log.Errorf("listening: %v", err)
+		return 1
+	}
+	if managed {
+		out.Cmethod(methodName, "socks5", ln.Addr())
+		out.CmethodsDone()
+	}
+	c.log.Noticef("websocket-client %s listening for SOCKS on %s", version, ln.Addr())
+	go c.acceptLoop(ln)
+	go func() {
+		for range time.Tick(summaryEvery) {
+			c.summary()
+		}
+	}()
+	<-term.Stop()
+	ln.Close()
+	drain(&c.active, term)
+	c.summary()
+	return 0
+}
+
+// newLogger logs to file, or else to tor in managed mode, or else to stderr.
+func newLogger(out *pt.Output, file, level string, unsafe, managed bool) (*pt.Logger, error) {
+	var w io.Writer = os.Stderr
+	if file != "" {
+		f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		w = f
+	} else if managed {
+		w = nil
+	}
+	return pt.NewLogger(out, w, level, unsafe)
+}
+
+// drain waits until no connection is active or term says exit now.
+func drain(active *atomic.Int64, term *pt.Termination) {
+	for active.Load() > 0 {
+		select {
+		case <-term.Now():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *client) summary() {
+	c.log.Noticef("summary: %d connections, %d bytes sent, %d bytes received",
+		c.conns.Load(), c.up.Load(), c.down.Load())
+}
+
+func (c *client) acceptLoop(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if errors.Is(err, net.ErrClosed) {
+			return
+		} else if err != nil {
+			c.log.Warnf("accepting: %v", err) // e.g. out of file descriptors: wait a little
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		c.active.Add(1)
+		go c.handle(conn)
+	}
+}
+
+// handle serves one SOCKS connection: the SOCKS request, the connection to the bridge, and only
+// then the SOCKS reply, so that tor learns whether the tunnel is really up.
+func (c *client) handle(conn net.Conn) {
+	defer c.active.Add(-1)
+	defer conn.Close()
+	sc, err := pt.SocksHandshake(conn, socksTimeout)
+	if err != nil {
+		c.log.Infof("SOCKS handshake: %v", err)
+		return
+	}
+	wsConn, err := c.connect(sc)
+	if err != nil {
+		c.log.Warnf("connecting to bridge %s: %v", sc.Target, err)
+		sc.Reject(err)
+		return
+	}
+	if err := sc.Grant(); err != nil {
+		c.log.Infof("SOCKS reply: %v", err)
+		wsConn.Close()
+		return
+	}
+	c.conns.Add(1)
+	up, down, err := pt.Relay(sc.Conn, wsConn) // closes both
+	c.up.Add(up)
+	c.down.Add(down)
+	if err != nil {
+		c.log.Infof("connection to bridge %s ended: %v", sc.Target, err)
+	}
+}
+
+// connect dials the SOCKS target (the Bridge line's address, never the URL's host, which is
+// not resolved at all) and runs TLS for wss and then the WebSocket handshake.
+func (c *client) connect(sc *pt.SocksConn) (*ws.Conn, error) {
+	b, err := parseBridge(sc.Args, c.defaults)
+	if err != nil {
+		return nil, err
+	}
+	u := b.url
+	if u == nil {
+		u = &url.URL{Scheme: "ws", Host: sc.Target, Path: "/"}
+	}
+	if b.front != "" && u.Scheme != "wss" {
+		return nil, errors.New("front= needs a wss:// url")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	conn, err := c.dialer.DialContext(ctx, "tcp", sc.Target)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme == "wss" {
+		tc := tls.Client(conn, &tls.Config{ServerName: cmp.Or(b.front, u.Hostname())})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+		conn = tc
+	}
+	wsConn, err := ws.Client(conn, u, &b.opt)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("WebSocket handshake: %w", err)
+	}
+	return wsConn, nil
+}
+
+// parseBridge applies per-bridge arguments (url=, front=, protocol=) over the defaults d.
+func parseBridge(args pt.Args, d bridge) (bridge, error) {
+	for k, vs := range args {
+		if len(vs) != 1 {
+			return d, fmt.Errorf("argument %q given %d times", k, len(vs))
+		}
+		switch v := vs[0]; k {
+		case "url":
+			u, err := url.Parse(v)
+			if err != nil {
+				return d, fmt.Errorf("bad url argument: %w", err)
+			}
+			if (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.User != nil || u.Fragment != "" {
+				return d, fmt.Errorf("bad url argument %q: want ws://HOST[:PORT]/PATH or wss://...", v)
+			}
+			d.url = u
+		case "front":
+			d.front = v
+		case "protocol":
+			if v != "base64" {
+				return d, fmt.Errorf("unknown protocol %q (only base64 is supported)", v)
+			}
+			d.opt.Base64 = true
+		default:
+			return d, fmt.Errorf("unknown argument %q", k)
+		}
+	}
+	return d, nil
+}

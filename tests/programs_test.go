@@ -1,0 +1,577 @@
+package tests
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/ws"
+)
+
+// sendAndHash writes n random bytes to w and returns their SHA-256.
+func sendAndHash(w io.Writer, n int64) ([]byte, error) {
+	h := sha256.New()
+	_, err := io.Copy(w, io.TeeReader(io.LimitReader(rand.Reader, n), h))
+	return h.Sum(nil), err
+}
+
+// readHash reads r to EOF and returns the byte count and SHA-256.
+func readHash(r io.Reader) (int64, []byte, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, r)
+	return n, h.Sum(nil), err
+}
+
+// closeWrite half-closes a TCP connection.
+func closeWrite(t *testing.T, c net.Conn) {
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestTunnel sends 64 MiB of random bytes each way at once through websocket-client and
+// websocket-server to an echoing Extended ORPort, as tor runs them.
+func TestTunnel(t *testing.T) {
+	for _, tc := range []struct {
+		name, args string
+		size       int64
+	}{
+		{"binary", "", 64 << 20},
+		{"base64", "url=ws://SERVER/;protocol=base64", 8 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			or, server, client := tunnel(t)
+			conn, code := socks5(t, client.addr, server.addr, strings.ReplaceAll(tc.args, "SERVER", server.addr))
+			if code != 0 {
+				t.Fatalf("SOCKS reply %d, want 0", code)
+			}
+			oc := or.next(t)
+			if oc.transport != "websocket" {
+				t.Errorf("TRANSPORT %q, want websocket", oc.transport)
+			}
+			if host, port, err := net.SplitHostPort(oc.userAddr); err != nil || host != "127.0.0.1" || port == "0" {
+				t.Errorf("USERADDR %q, want 127.0.0.1:PORT", oc.userAddr)
+			}
+			go func() { io.Copy(oc, oc); oc.CloseWrite() }()
+
+			start := time.Now()
+			sent := make(chan []byte, 1)
+			go func() {
+				sum, err := sendAndHash(conn, tc.size)
+				if err != nil {
+					t.Error(err)
+				}
+				closeWrite(t, conn)
+				sent <- sum
+			}()
+			n, got, err := readHash(conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			elapsed := time.Since(start)
+			if want := <-sent; n != tc.size || !bytes.Equal(got, want) {
+				t.Fatalf("echo: %d bytes, SHA-256 %x; want %d bytes, %x", n, got, tc.size, want)
+			}
+			t.Logf("%d MiB each way in %v: %.1f MiB/s each way", tc.size>>20, elapsed.Round(time.Millisecond),
+				float64(tc.size>>20)/elapsed.Seconds())
+		})
+	}
+}
+
+// TestHalfClose checks that an end of stream crosses the tunnel in each direction while the
+// other direction goes on.
+func TestHalfClose(t *testing.T) {
+	or, server, client := tunnel(t)
+
+	// tor's side ends first: the ORPort sees EOF, then still answers.
+	conn, code := socks5(t, client.addr, server.addr, "")
+	if code != 0 {
+		t.Fatalf("SOCKS reply %d", code)
+	}
+	oc := or.next(t)
+	conn.Write([]byte("request"))
+	closeWrite(t, conn)
+	if b, err := io.ReadAll(oc); err != nil || string(b) != "request" {
+		t.Fatalf("ORPort read %q, %v; want request then EOF", b, err)
+	}
+	oc.Write([]byte("answer after EOF"))
+	oc.CloseWrite()
+	if b, err := io.ReadAll(conn); err != nil || string(b) != "answer after EOF" {
+		t.Fatalf("SOCKS side read %q, %v", b, err)
+	}
+
+	// The bridge's side ends first: tor's side sees EOF, then still sends.
+	conn, _ = socks5(t, client.addr, server.addr, "")
+	oc = or.next(t)
+	oc.Write([]byte("from the bridge"))
+	oc.CloseWrite()
+	if b, err := io.ReadAll(conn); err != nil || string(b) != "from the bridge" {
+		t.Fatalf("SOCKS side read %q, %v", b, err)
+	}
+	conn.Write([]byte("late data"))
+	closeWrite(t, conn)
+	if b, err := io.ReadAll(oc); err != nil || string(b) != "late data" {
+		t.Fatalf("ORPort read %q, %v", b, err)
+	}
+}
+
+// TestSocksFailures checks the SOCKS reply for each way a connection to a bridge can fail.
+func TestSocksFailures(t *testing.T) {
+	_, server, client := tunnel(t)
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("an ordinary web page"))
+	}))
+	defer plain.Close()
+	redirect := httptest.NewServer(http.RedirectHandler("ws://"+server.addr+"/", http.StatusMovedPermanently))
+	defer redirect.Close()
+	for _, tc := range []struct {
+		name, target, args string
+		code               byte
+		log                string
+	}{
+		{"port closed", closedAddr(t), "", 5, "refused"},
+		{"not 101", plain.Listener.Addr().String(), "", 1, "200"},
+		{"redirect", redirect.Listener.Addr().String(), "", 1, "301"},
+		{"bad url scheme", server.addr, "url=http://bridge.example/", 1, "bad url"},
+		{"bad url", server.addr, "url=ws://%zz/", 1, "bad url"},
+		{"unknown argument", server.addr, "colour=blue", 1, "unknown argument"},
+		{"unknown protocol", server.addr, "protocol=base32", 1, "unknown protocol"},
+		{"front without wss", server.addr, "front=cdn.example", 1, "wss"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, code := socks5(t, client.addr, tc.target, tc.args)
+			if code != tc.code {
+				t.Errorf("SOCKS reply %d, want %d", code, tc.code)
+			}
+			if _, err := conn.Read(make([]byte, 1)); err == nil {
+				t.Error("connection still open after a failure reply")
+			}
+			if !client.waitOutput(tc.log) {
+				t.Errorf("no log line mentioning %q:\n%s", tc.log, client.output())
+			}
+		})
+	}
+}
+
+// TestORPortDown checks that when the ORPort cannot be reached the WebSocket is closed with
+// status 1011, the SOCKS side sees its connection close, and the server keeps serving.
+func TestORPortDown(t *testing.T) {
+	or := newExtOR(t)
+	env := serverEnv(t, or)
+	for i, e := range env {
+		if strings.HasPrefix(e, "TOR_PT_EXTENDED_SERVER_PORT=") {
+			env[i] = "TOR_PT_EXTENDED_SERVER_PORT=" + closedAddr(t)
+		}
+	}
+	server := startProc(t, "websocket-server", env, "-log-level", "debug")
+	client := startProc(t, "websocket-client", clientEnv(t), "-log-level", "debug")
+	for i := 0; i < 2; i++ {
+		c := dialWS(t, server.addr, "/", nil)
+		c.SetDeadline(time.Now().Add(waitLong))
+		_, err := c.Read(make([]byte, 1))
+		var ce *ws.CloseError
+		if !errors.As(err, &ce) || ce.Code != ws.CloseInternalError {
+			t.Fatalf("read: %v, want a CloseError with status 1011", err)
+		}
+	}
+	conn, code := socks5(t, client.addr, server.addr, "")
+	if code != 0 {
+		t.Fatalf("SOCKS reply %d, want 0 (the WebSocket handshake succeeds)", code)
+	}
+	conn.SetDeadline(time.Now().Add(waitLong))
+	if n, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("read %d bytes, want the connection closed", n)
+	}
+}
+
+// dialWS opens a WebSocket to addr with ws.Client.
+func dialWS(t *testing.T, addr, path string, header http.Header) *ws.Conn {
+	t.Helper()
+	c, err := tryWS(addr, path, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func tryWS(addr, path string, header http.Header) (*ws.Conn, error) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ws.Client(conn, &url.URL{Scheme: "ws", Host: addr, Path: path}, &ws.Options{Header: header})
+	if err != nil {
+		conn.Close()
+	}
+	return c, err
+}
+
+// TestBadEnvironment checks the error line and exit status for environments tor should never
+// give, and for an unknown server transport option.
+func TestBadEnvironment(t *testing.T) {
+	or := newExtOR(t)
+	without := func(env []string, name string) []string {
+		var out []string
+		for _, e := range env {
+			if !strings.HasPrefix(e, name+"=") {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name, program string
+		env           []string
+		line          string
+	}{
+		{"client no state", "websocket-client", without(clientEnv(t), "TOR_PT_STATE_LOCATION"), "ENV-ERROR "},
+		{"client version 2", "websocket-client", clientEnv(t, "TOR_PT_MANAGED_TRANSPORT_VER=2"), "VERSION-ERROR no-version"},
+		{"client bad proxy", "websocket-client", clientEnv(t, "TOR_PT_PROXY=ftp://127.0.0.1:21"), "PROXY-ERROR "},
+		{"server no state", "websocket-server", without(serverEnv(t, or), "TOR_PT_STATE_LOCATION"), "ENV-ERROR "},
+		{"server version 2", "websocket-server", serverEnv(t, or, "TOR_PT_MANAGED_TRANSPORT_VER=2"), "VERSION-ERROR no-version"},
+		{"server no ORPort", "websocket-server", without(without(serverEnv(t, or), "TOR_PT_ORPORT"), "TOR_PT_EXTENDED_SERVER_PORT"), "ENV-ERROR "},
+		{"server unknown option", "websocket-server", serverEnv(t, or, "TOR_PT_SERVER_TRANSPORT_OPTIONS=websocket:colour=blue"), "SMETHOD-ERROR websocket "},
+		{"server bad option", "websocket-server", serverEnv(t, or, "TOR_PT_SERVER_TRANSPORT_OPTIONS=websocket:max-conns=many"), "SMETHOD-ERROR websocket "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// "client version 2" sets the variable twice; the last one wins in exec.
+			p := startProc(t, tc.program, tc.env)
+			code, err := p.wait(waitLong)
+			if err != nil || code != 1 {
+				t.Errorf("exit status %d (%v), want 1", code, err)
+			}
+			if out := p.output(); !strings.Contains(out, "\n"+tc.line) && !strings.HasPrefix(out, tc.line) {
+				t.Errorf("output lacks %q:\n%s", tc.line, out)
+			}
+		})
+	}
+}
+
+// TestTermination checks that closing stdin (with TOR_PT_EXIT_ON_STDIN_CLOSE=1) and SIGTERM
+// end each program promptly, with status 0.
+func TestTermination(t *testing.T) {
+	or := newExtOR(t)
+	for _, program := range []string{"websocket-client", "websocket-server"} {
+		for _, how := range []string{"stdin", "SIGTERM"} {
+			t.Run(program+" "+how, func(t *testing.T) {
+				env := clientEnv(t)
+				if program == "websocket-server" {
+					env = serverEnv(t, or)
+				}
+				p := startProc(t, program, env)
+				start := time.Now()
+				if how == "stdin" {
+					p.stdin.Close()
+				} else {
+					p.cmd.Process.Signal(syscall.SIGTERM)
+				}
+				code, err := p.wait(5 * time.Second)
+				if err != nil || code != 0 {
+					t.Fatalf("exit status %d (%v), want 0 within 5 s", code, err)
+				}
+				t.Logf("exited %v after %s", time.Since(start).Round(time.Millisecond), how)
+			})
+		}
+	}
+}
+
+// TestInterruptDrains checks the first SIGINT: the listener closes, an open connection goes on,
+// and the program exits when it ends.
+func TestInterruptDrains(t *testing.T) {
+	or, server, client := tunnel(t)
+	conn, _ := socks5(t, client.addr, server.addr, "")
+	oc := or.next(t)
+	client.cmd.Process.Signal(syscall.SIGINT)
+	server.cmd.Process.Signal(syscall.SIGINT)
+	time.Sleep(500 * time.Millisecond)
+	if c, err := net.Dial("tcp", client.addr); err == nil {
+		c.Close()
+		t.Error("client still accepts after SIGINT")
+	}
+	if _, err := conn.Write([]byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len("still here"))
+	if _, err := io.ReadFull(oc, buf); err != nil || string(buf) != "still here" {
+		t.Fatalf("ORPort read %q, %v", buf, err)
+	}
+	select {
+	case <-server.done:
+		t.Fatal("server exited with a connection open")
+	default:
+	}
+	conn.Close()
+	oc.Close()
+	for _, p := range []*proc{client, server} {
+		if code, err := p.wait(waitLong); err != nil || code != 0 {
+			t.Errorf("exit status %d (%v), want 0", code, err)
+		}
+	}
+}
+
+// TestUnsafeLogging checks that addresses appear in logs with -unsafe-logging (the cleanup of
+// every other test checks that they do not appear without it), in LOG lines and in a -log file.
+func TestUnsafeLogging(t *testing.T) {
+	for _, unsafe := range []bool{false, true} {
+		logFile := filepath.Join(t.TempDir(), "client.log")
+		args := []string{"-log-level", "debug", "-log", logFile}
+		if unsafe {
+			args = append(args, "-unsafe-logging")
+		}
+		or, server, _ := tunnel(t)
+		client := startProc(t, "websocket-client", clientEnv(t), args...)
+		conn, _ := socks5(t, client.addr, server.addr, "")
+		or.next(t)
+		conn.Close()
+		p := startProc(t, "websocket-server", serverEnv(t, or), "-unsafe-logging")
+		p.stdin.Close()
+		p.wait(waitLong)
+		client.stdin.Close()
+		client.wait(waitLong)
+		b, err := os.ReadFile(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(b), "127.0.0.1"); got != unsafe {
+			t.Errorf("-unsafe-logging=%v: address in the log file: %v\n%s", unsafe, got, b)
+		}
+		if strings.Contains(client.output(), "LOG ") {
+			t.Errorf("LOG lines on stdout despite -log:\n%s", client.output())
+		}
+		if !strings.Contains(p.output(), "127.0.0.1") {
+			t.Errorf("no address in the server's LOG lines with -unsafe-logging:\n%s", p.output())
+		}
+	}
+}
+
+// startStandalone runs a program in standalone mode and waits until addr accepts connections.
+func startStandalone(t *testing.T, name, addr string, args ...string) *proc {
+	p := startProc(t, name, nil, append([]string{"-log-level", "debug"}, args...)...)
+	for deadline := time.Now().Add(waitLong); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not listening:\n%s", name, p.output())
+		}
+	}
+	p.addr = addr
+	return p
+}
+
+// echoServer is a plain TCP echo server: an ORPort without the extended protocol.
+func echoServer(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestStandalone runs both programs without tor: websocket-server in front of a plain ORPort
+// with -path and -max-conns, websocket-client with -url.
+func TestStandalone(t *testing.T) {
+	serverAddr, clientAddr := closedAddr(t), closedAddr(t)
+	startStandalone(t, "websocket-server", serverAddr, "-listen", serverAddr, "-orport", echoServer(t),
+		"-path", "/ws", "-max-conns", "2")
+	startStandalone(t, "websocket-client", clientAddr, "-listen", clientAddr, "-url", "ws://bridge.example/ws")
+
+	conn, code := socks5(t, clientAddr, serverAddr, "")
+	if code != 0 {
+		t.Fatalf("SOCKS reply %d", code)
+	}
+	conn.Write([]byte("hello"))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+
+	// -path: anything else is an ordinary 404.
+	resp, err := http.Get("http://" + serverAddr + "/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /other: %s, want 404", resp.Status)
+	}
+	if _, err := tryWS(serverAddr, "/", nil); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("WebSocket to /: %v, want a 404 error", err)
+	}
+
+	// -max-conns 2: the SOCKS connection and one more; a third gets 503.
+	second := dialWS(t, serverAddr, "/ws", nil)
+	if _, err := tryWS(serverAddr, "/ws", nil); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("third WebSocket: %v, want a 503 error", err)
+	}
+	second.Close()
+	for deadline := time.Now().Add(waitLong); ; time.Sleep(50 * time.Millisecond) {
+		c, err := tryWS(serverAddr, "/ws", nil)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no room after a connection closed: %v", err)
+		}
+	}
+}
+
+// TestTrustedProxy checks USERADDR behind a reverse proxy: X-Forwarded-For is believed only from
+// a trusted proxy, and only up to the right-most untrusted address.
+func TestTrustedProxy(t *testing.T) {
+	or := newExtOR(t)
+	for _, tc := range []struct {
+		name, trusted, xff, want string
+	}{
+		{"untrusted peer", "", "198.51.100.7", "127.0.0.1:"},
+		{"trusted peer", "127.0.0.0/8", "203.0.113.9, 198.51.100.7", "198.51.100.7"},
+		{"trusted chain", "127.0.0.0/8,198.51.100.0/24", "203.0.113.9, 198.51.100.7", "203.0.113.9"},
+		{"garbage", "127.0.0.0/8", "203.0.113.9, not-an-ip", "127.0.0.1:"},
+		{"IPv6", "127.0.0.0/8", "2001:db8::7", "2001:db8::7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := closedAddr(t)
+			args := []string{"-listen", addr, "-extorport", or.ln.Addr().String(), "-auth-cookie", or.cookieFile}
+			if tc.trusted != "" {
+				args = append(args, "-trusted-proxy", tc.trusted)
+			}
+			startStandalone(t, "websocket-server", addr, args...)
+			dialWS(t, addr, "/", http.Header{"X-Forwarded-For": {tc.xff}})
+			oc := or.next(t)
+			if !strings.HasPrefix(oc.userAddr, tc.want) || (strings.HasSuffix(tc.want, ":") && strings.HasSuffix(oc.userAddr, ":0")) {
+				t.Errorf("USERADDR %q, want %q...", oc.userAddr, tc.want)
+			}
+		})
+	}
+}
+
+// TestWSS runs the tunnel over TLS: the server's certificate names only front.example; the
+// client verifies it against SSL_CERT_FILE, with front= setting the TLS name apart from the
+// URL's host (which is never resolved: the connection goes to the Bridge line's address).
+func TestWSS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeCert(t, cert, key, "front.example")
+	or := newExtOR(t)
+	server := startProc(t, "websocket-server", serverEnv(t, or,
+		"TOR_PT_SERVER_TRANSPORT_OPTIONS=websocket:tls-cert="+cert+";websocket:tls-key="+key))
+	client := startProc(t, "websocket-client", clientEnv(t, "SSL_CERT_FILE="+cert), "-log-level", "debug")
+	for _, tc := range []struct {
+		args string
+		code byte
+	}{
+		{"url=wss://front.example/", 0},
+		{"url=wss://bridge.example/;front=front.example", 0},
+		{"url=wss://bridge.example/", 1}, // the certificate does not name bridge.example
+		{"url=ws://front.example/", 1},   // plain HTTP to a TLS server
+	} {
+		conn, code := socks5(t, client.addr, server.addr, tc.args)
+		if code != tc.code {
+			t.Errorf("%s: SOCKS reply %d, want %d", tc.args, code, tc.code)
+		}
+		if code == 0 {
+			oc := or.next(t)
+			conn.Write([]byte("over TLS"))
+			buf := make([]byte, 8)
+			if _, err := io.ReadFull(oc, buf); err != nil || string(buf) != "over TLS" {
+				t.Errorf("%s: ORPort read %q, %v", tc.args, buf, err)
+			}
+		}
+	}
+}
+
+// writeCert writes a self-signed certificate for name and its key.
+func writeCert(t *testing.T, certFile, keyFile, name string) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+}
+
+// TestCommandLine checks -version, -help and usage errors.
+func TestCommandLine(t *testing.T) {
+	for _, tc := range []struct {
+		program string
+		args    []string
+		code    int
+		out     string
+	}{
+		{"websocket-client", []string{"-version"}, 0, "websocket-client dev\n"},
+		{"websocket-server", []string{"-version"}, 0, "websocket-server dev\n"},
+		{"websocket-client", []string{"-help"}, 0, ""},
+		{"websocket-server", []string{"-h"}, 0, ""},
+		{"websocket-client", []string{"-no-such-flag"}, 2, ""},
+		{"websocket-client", []string{"-url", "http://bridge.example/"}, 2, ""},
+		{"websocket-client", []string{"-log-level", "chatty"}, 2, ""},
+		{"websocket-server", []string{"-orport", "127.0.0.1:9"}, 2, ""}, // no -listen
+		{"websocket-server", []string{"-listen", "127.0.0.1:0", "-extorport", "127.0.0.1:9"}, 2, ""},
+		{"websocket-server", []string{"extra"}, 2, ""},
+	} {
+		cmd := exec.Command(program(tc.program), tc.args...)
+		cmd.Env = []string{}
+		var stdout bytes.Buffer
+		cmd.Stdout = &stdout
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code || (tc.out != "" && stdout.String() != tc.out) {
+			t.Errorf("%s %v: exit %d, stdout %q; want %d, %q", tc.program, tc.args, code, stdout.String(), tc.code, tc.out)
+		}
+		if tc.code != 0 && stdout.Len() > 0 {
+			t.Errorf("%s %v: a usage error writes to stdout: %q", tc.program, tc.args, stdout.String())
+		}
+	}
+}
