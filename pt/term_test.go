@@ -1,0 +1,140 @@
+package pt
+
+import (
+	"io"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// closedWithin reports whether ch is closed within d.
+func closedWithin(ch <-chan struct{}, d time.Duration) bool {
+	select {
+	case <-ch:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// isClosed reports whether ch is closed now, after giving a wrongly running goroutine a moment.
+func isClosed(ch <-chan struct{}) bool { return closedWithin(ch, 20*time.Millisecond) }
+
+const generous = 10 * time.Second
+
+// fakeMonitor starts a monitor with injected sources: signals sent on the returned channel,
+// a parent id read from ppid, stdin as given. stopped is closed when the monitor stops its
+// signal handling.
+func fakeMonitor(stdin io.Reader, exitOnStdinClose bool, ppid *atomic.Int64) (*Termination, chan<- os.Signal, <-chan struct{}) {
+	sigs := make(chan os.Signal, 2)
+	stopped := make(chan struct{})
+	getppid := func() int { return int(ppid.Load()) }
+	t := monitor(sigs, func() { close(stopped) }, stdin, exitOnStdinClose, getppid, 5*time.Millisecond)
+	return t, sigs, stopped
+}
+
+func TestTerminationSIGTERM(t *testing.T) {
+	var ppid atomic.Int64
+	term, sigs, stopped := fakeMonitor(nil, true, &ppid)
+	if isClosed(term.Stop()) || isClosed(term.Now()) {
+		t.Fatal("closed before any event")
+	}
+	sigs <- syscall.SIGTERM
+	if !closedWithin(term.Now(), generous) || !isClosed(term.Stop()) || !closedWithin(stopped, generous) {
+		t.Fatal("SIGTERM did not close Now and Stop, and stop the signals")
+	}
+}
+
+func TestTerminationSIGINT(t *testing.T) {
+	var ppid atomic.Int64
+	term, sigs, stopped := fakeMonitor(nil, false, &ppid)
+	sigs <- syscall.SIGINT
+	if !closedWithin(term.Stop(), generous) {
+		t.Fatal("first SIGINT did not close Stop")
+	}
+	if isClosed(term.Now()) {
+		t.Fatal("first SIGINT closed Now")
+	}
+	sigs <- syscall.SIGINT
+	if !closedWithin(term.Now(), generous) || !closedWithin(stopped, generous) {
+		t.Fatal("second SIGINT did not close Now")
+	}
+}
+
+func TestTerminationStdinEOF(t *testing.T) {
+	var ppid atomic.Int64
+	r, w := io.Pipe()
+	term, _, stopped := fakeMonitor(r, true, &ppid)
+	if _, err := w.Write([]byte("tor never writes, but if it did")); err != nil {
+		t.Fatal(err)
+	}
+	if isClosed(term.Stop()) {
+		t.Fatal("data on stdin closed Stop")
+	}
+	w.Close()
+	if !closedWithin(term.Now(), generous) || !isClosed(term.Stop()) || !closedWithin(stopped, generous) {
+		t.Fatal("stdin EOF did not close Now and Stop")
+	}
+}
+
+// countReader counts Read calls and returns EOF.
+type countReader struct{ reads atomic.Int32 }
+
+func (c *countReader) Read([]byte) (int, error) { c.reads.Add(1); return 0, io.EOF }
+
+func TestTerminationStdinIgnored(t *testing.T) {
+	var ppid atomic.Int64
+	stdin := &countReader{}
+	term, sigs, _ := fakeMonitor(stdin, false, &ppid)
+	if isClosed(term.Now()) || isClosed(term.Stop()) {
+		t.Fatal("stdin EOF ended the program without TOR_PT_EXIT_ON_STDIN_CLOSE=1")
+	}
+	if n := stdin.reads.Load(); n != 0 {
+		t.Fatalf("stdin read %d times", n)
+	}
+	sigs <- syscall.SIGTERM // ends the monitor's goroutines
+	if !closedWithin(term.Now(), generous) {
+		t.Fatal("SIGTERM did not close Now")
+	}
+}
+
+func TestTerminationParentDeath(t *testing.T) {
+	var ppid atomic.Int64
+	ppid.Store(4242)
+	term, _, stopped := fakeMonitor(nil, false, &ppid)
+	if isClosed(term.Now()) {
+		t.Fatal("closed while the parent lives")
+	}
+	ppid.Store(1) // reparented to init: the parent died
+	if !closedWithin(term.Now(), generous) || !isClosed(term.Stop()) || !closedWithin(stopped, generous) {
+		t.Fatal("parent death did not close Now and Stop")
+	}
+}
+
+// TestMonitorTerminationRealSignals sends real signals to the test process; MonitorTermination
+// has installed its handlers before returning, so they cannot kill the process.
+func TestMonitorTerminationRealSignals(t *testing.T) {
+	term := MonitorTermination(nil, false)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if !closedWithin(term.Stop(), generous) {
+		t.Fatal("SIGINT did not close Stop")
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if !closedWithin(term.Now(), generous) {
+		t.Fatal("second SIGINT did not close Now")
+	}
+
+	term = MonitorTermination(nil, false)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !closedWithin(term.Now(), generous) || !isClosed(term.Stop()) {
+		t.Fatal("SIGTERM did not close Now and Stop")
+	}
+}
