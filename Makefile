@@ -12,7 +12,7 @@ FUZZTIME ?= 10s
 BUILDFLAGS = -trimpath -buildvcs=false -ldflags '-s -w -buildid= -X main.version=$(VERSION)'
 PROGRAMS   = websocket-client websocket-server
 
-.PHONY: all build test fuzz bench install uninstall clean
+.PHONY: all build test interop fuzz bench install uninstall clean
 
 all: build
 
@@ -24,6 +24,19 @@ test:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+# Tests against real peers (tor, Chromium, nginx, HAProxy, node ws, websockify), installed first
+# by tests/install-deps.sh. Root: they run in a network namespace of their own with only a
+# loopback interface. Ends with one line "interop: N passed, N failed" (tests and subtests).
+interop:
+	bash tests/install-deps.sh
+	@log=$$(mktemp); \
+	{ unshare -n sh -c 'ip link set lo up && exec $(GO) test -tags interop -v -count=1 -timeout 20m ./tests/' 2>&1; \
+	  echo $$? >"$$log.rc"; } | tee "$$log"; \
+	rc=$$(cat "$$log.rc"); pass=$$(grep -c -- '--- PASS' "$$log"); fail=$$(grep -c -- '--- FAIL' "$$log"); \
+	rm -f "$$log" "$$log.rc"; \
+	if [ "$$rc" != 0 ] && [ "$$fail" = 0 ]; then fail=1; fi; \
+	echo "interop: $$pass passed, $$fail failed"; [ "$$fail" = 0 ]
 
 # Each fuzz target for FUZZTIME (go test -fuzz takes one target at a time).
 fuzz:
