@@ -12,13 +12,17 @@ FUZZTIME ?= 10s
 BUILDFLAGS = -trimpath -buildvcs=false -ldflags '-s -w -buildid= -X main.version=$(VERSION)'
 PROGRAMS   = websocket-client websocket-server
 
-.PHONY: all build test interop fuzz bench install uninstall clean
+.PHONY: all build demo test interop fuzz bench install uninstall clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o bin/websocket-client ./client
 	CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o bin/websocket-server ./server
+
+# The first thing to run: both programs carry 32 MiB each way on this machine, without tor.
+demo: build
+	$(GO) run ./tests/demo -bin bin
 
 test:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
