@@ -53,11 +53,11 @@ func startClient(t *testing.T, env []string, args ...string) (string, *child) {
 // pageResult is what runOne in www/index.html, and node/client.js, report
 // for one socket.
 type pageResult struct {
-	Protocol           *string
-	Sizes              []int
-	OK                 bool
-	Error              string
-	Sent, Text, Binary int
+	Protocol, Extensions *string
+	Sizes                []int
+	OK                   bool
+	Error                string
+	Sent, Text, Binary   int
 }
 
 // TestInteropChromium: Chromium's WebSocket client against websocket-server,
@@ -146,6 +146,9 @@ func TestInteropChromium(t *testing.T) {
 			if r.Protocol == nil || *r.Protocol != want {
 				t.Errorf("socket opened with protocol %v, want %q", r.Protocol, want)
 			}
+			if r.Extensions == nil || *r.Extensions != "" {
+				t.Errorf("socket opened with extensions %v, want none", r.Extensions)
+			}
 			if !r.OK || r.Error != "" {
 				t.Fatalf("page reports failure: %q (sizes echoed: %v)", r.Error, r.Sizes)
 			}
@@ -155,7 +158,7 @@ func TestInteropChromium(t *testing.T) {
 			if (mode == "base64") != (r.Text > 0) || (mode == "base64") == (r.Binary > 0) {
 				t.Errorf("received %d text and %d binary messages in %s mode", r.Text, r.Binary, mode)
 			}
-			t.Logf("Chromium %s socket: protocol %q accepted by Chromium; %d messages sent, %d binary + %d text received; sizes %v echoed identical",
+			t.Logf("Chromium %s socket: protocol %q accepted by Chromium, no extension (permessage-deflate declined); %d messages sent, %d binary + %d text received; sizes %v echoed identical",
 				mode, *r.Protocol, r.Sent, r.Binary, r.Text, r.Sizes)
 		})
 	}
@@ -428,13 +431,14 @@ func TestInteropNodeClient(t *testing.T) {
 				t.Fatalf("node client.js: %v %v\n%s", err, jerr, out)
 			}
 			want := map[string]string{"binary": "", "base64": "base64"}[mode]
-			if !r.OK || r.Protocol == nil || *r.Protocol != want || fmt.Sprint(r.Sizes) != "[1 1024 65536 1048576]" {
+			if !r.OK || r.Protocol == nil || *r.Protocol != want || r.Extensions == nil || *r.Extensions != "" ||
+				fmt.Sprint(r.Sizes) != "[1 1024 65536 1048576]" {
 				t.Fatalf("node client.js: %s", out)
 			}
 			if (mode == "base64") != (r.Text > 0) || (mode == "base64") == (r.Binary > 0) {
 				t.Errorf("node received %d text and %d binary messages in %s mode", r.Text, r.Binary, mode)
 			}
-			t.Logf("node ws client, %s: protocol %q; %d messages sent, %d binary + %d text received; sizes %v echoed identical",
+			t.Logf("node ws client, %s: protocol %q, no extension (permessage-deflate declined); %d messages sent, %d binary + %d text received; sizes %v echoed identical",
 				mode, *r.Protocol, r.Sent, r.Binary, r.Text, r.Sizes)
 		})
 	}

@@ -11,7 +11,7 @@ const WebSocket = require("ws");
 const [url, mode] = process.argv.slice(2);
 const base64 = mode === "base64";
 const SIZES = [1, 1024, 64 * 1024, 1024 * 1024];
-const r = { url, mode, protocol: null, sizes: [], sent: 0, text: 0, binary: 0, ok: false, error: "" };
+const r = { url, mode, protocol: null, extensions: null, sizes: [], sent: 0, text: 0, binary: 0, ok: false, error: "" };
 
 function finish(err) {
   if (err) r.error = String(err.message || err);
@@ -49,6 +49,7 @@ ws.on("error", finish);
 ws.on("close", (code) => finish(new Error("closed early with " + code)));
 ws.on("open", async () => {
   r.protocol = ws.protocol;
+  r.extensions = ws.extensions; // ws offers permessage-deflate: the server must decline
   try {
     if (ws.protocol !== (base64 ? "base64" : "")) throw new Error("protocol is '" + ws.protocol + "'");
     for (const size of SIZES) {
