@@ -1,0 +1,205 @@
+//go:build interop
+
+package tests
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// torHAProxyScaleOut is the subtest HAProxy of TestTorNetwork (project issue 5, item 4):
+// HAProxy, in mode http, balances two standalone websocket-server instances in front of the
+// network's one bridge (both use its Extended ORPort and cookie); a tor client's Bridge line
+// names HAProxy's port. The client bootstraps and fetches; then the instance that carries the
+// client's connection is killed in the middle of a fetch, and fresh fetches on new circuits
+// must still succeed, through the surviving instance.
+func torHAProxyScaleOut(t *testing.T, tn *torNetwork, bridgeDebug string) {
+	logs := t.TempDir()
+	torDumpOnFailure(t, logs)
+	server := program("websocket-server")
+	names := []string{"ws1", "ws2"}
+	var insts []*torProc
+	var backends []string
+	for _, name := range names {
+		addr := fmt.Sprintf("127.0.0.1:%d", torFreePort(t))
+		insts = append(insts, torStart(t, name, filepath.Join(logs, name+".log"), exec.Command(server,
+			"-listen", addr, "-extorport", fmt.Sprintf("127.0.0.1:%d", tn.extORPort),
+			"-auth-cookie", tn.cookieFile(), "-log-level", "info")))
+		backends = append(backends, fmt.Sprintf("\tserver %s %s check inter 500ms fall 2 rise 1", name, addr))
+	}
+	haPort := torFreePort(t)
+	sock := filepath.Join(logs, "haproxy.sock")
+	cfg := filepath.Join(logs, "haproxy.cfg")
+	torWriteLines(t, cfg, append([]string{
+		"global", "\tstats socket " + sock + " mode 600 level admin", "\tlog stdout format raw local0",
+		"defaults", "\tmode http", "\tlog global", "\toption httplog", "\tretries 3", "\toption redispatch",
+		"\ttimeout connect 5s", "\ttimeout client 60s", "\ttimeout server 60s", "\ttimeout tunnel 1h",
+		"frontend websocket", fmt.Sprintf("\tbind 127.0.0.1:%d", haPort), "\tdefault_backend servers",
+		"backend servers", "\tbalance roundrobin"}, backends...)...)
+	if out, err := exec.Command("haproxy", "-c", "-f", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("haproxy -c: %v\n%s", err, out)
+	}
+	ha := torStart(t, "haproxy", filepath.Join(logs, "haproxy.log"), exec.Command("haproxy", "-db", "-f", cfg))
+	if !torWaitFor(15*time.Second, func() bool {
+		st, err := torHAProxyStats(sock)
+		return err == nil && strings.HasPrefix(st["ws1"].status, "UP") && strings.HasPrefix(st["ws2"].status, "UP")
+	}) {
+		st, err := torHAProxyStats(sock)
+		t.Fatalf("HAProxy does not see both websocket-server instances UP: %v %v", st, err)
+	}
+
+	extORBefore := torCount(bridgeDebug, "Got client's hash and it was legit.")
+	c := tn.torStartClient(t, "haclient", "UseBridges 1",
+		fmt.Sprintf("ClientTransportPlugin websocket exec %s -log-level info", program("websocket-client")),
+		fmt.Sprintf("Bridge websocket 127.0.0.1:%d %s url=ws://127.0.0.1:%d/", haPort, tn.bridge.fingerprint, haPort))
+	t.Logf("client bootstrapped to 100%% through HAProxy in %.1f s", c.bootstrap.Seconds())
+	torFetchOK(t, c, tn.file, "before")
+	before, err := torHAProxyStats(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("HAProxy before the kill: ws1 %v, ws2 %v", before["ws1"], before["ws2"])
+	// The victim is the instance that carries the client's connection to the bridge now.
+	victim := 0
+	if before["ws2"].current > before["ws1"].current {
+		victim = 1
+	}
+	if before[names[victim]].current == 0 {
+		t.Fatalf("no instance carries the client's connection: %v", before)
+	}
+	survivor := names[1-victim]
+
+	// Kill the victim while a fetch is running on its connection: that fetch holds its
+	// reading after the first MiB until the victim is dead.
+	midway, resume, inflight := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		n, sum, err := torFetch(c.socksPort, "inflight", tn.file, func() { close(midway); <-resume })
+		if err == nil && (n != int64(tn.file.size) || sum != tn.file.sum) {
+			err = fmt.Errorf("%d bytes, SHA-256 %s", n, sum)
+		}
+		inflight <- err
+	}()
+	select {
+	case <-midway:
+	case err := <-inflight:
+		t.Fatalf("the fetch to interrupt failed before its first MiB: %v", err)
+	}
+	insts[victim].kill()
+	killed := time.Now()
+	if !torWaitFor(10*time.Second, func() bool {
+		st, err := torHAProxyStats(sock)
+		return err == nil && strings.HasPrefix(st[names[victim]].status, "DOWN")
+	}) {
+		t.Errorf("HAProxy did not mark the killed %s DOWN within 10 s", names[victim])
+	} else {
+		t.Logf("killed %s (SIGKILL) during a fetch; HAProxy marked it DOWN after %.1f s",
+			names[victim], time.Since(killed).Seconds())
+	}
+	// The stream on the dead connection is lost (unless tor had buffered the rest already);
+	// what matters is that tor learns of it and the fetches below succeed.
+	close(resume)
+	t.Logf("the fetch interrupted by the kill ended with: %v", <-inflight)
+
+	for i := 1; i <= 3; i++ {
+		torFetchOK(t, c, tn.file, fmt.Sprintf("after-%d", i))
+	}
+	after, err := torHAProxyStats(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("HAProxy after: ws1 %v, ws2 %v", after["ws1"], after["ws2"])
+	if after[survivor].total <= before[survivor].total || after[survivor].current == 0 {
+		t.Errorf("the fetches after the kill did not go through the surviving %s", survivor)
+	} else {
+		t.Logf("after the kill, %s took %d new connection(s) and carries the client now",
+			survivor, after[survivor].total-before[survivor].total)
+	}
+	t.Logf("bridge: %d Extended ORPort connection(s) authenticated during the HAProxy run",
+		torCount(bridgeDebug, "Got client's hash and it was legit.")-extORBefore)
+	if ha.exited() {
+		t.Error("haproxy exited")
+	}
+	torCheckLogLines(t, c.infoLog(), program("websocket-client"))
+	c.proc.stop()
+	ha.stop()
+	if !insts[1-victim].stop() {
+		t.Errorf("websocket-server (standalone) did not exit within 10 s of SIGTERM")
+	}
+	for _, name := range names {
+		log := filepath.Join(logs, name+".log")
+		if lines := torLines(log, "127.0.0.1"); len(lines) > 0 {
+			t.Errorf("%s logged an address without -unsafe-logging: %s", name, lines[0])
+		}
+		if lines := torLines(log, "summary"); len(lines) > 0 {
+			t.Logf("%s's last words: %s", name, lines[len(lines)-1])
+		}
+	}
+}
+
+// torFetchOK fetches the test file through the client with a new SOCKS username (a new
+// circuit) and fails the test unless every byte arrived.
+func torFetchOK(t *testing.T, c *torClient, f *torFile, user string) {
+	t.Helper()
+	start := time.Now()
+	n, sum, err := torFetch(c.socksPort, user, f, nil)
+	if err != nil || n != int64(f.size) || sum != f.sum {
+		t.Fatalf("fetch %q: %d bytes, SHA-256 %s, error %v; want %d bytes, SHA-256 %s",
+			user, n, sum, err, f.size, f.sum)
+	}
+	t.Logf("fetch %q: %d bytes in %.1f s, SHA-256 matches", user, n, time.Since(start).Seconds())
+}
+
+// torServerStat is one backend server's line in HAProxy's "show stat".
+type torServerStat struct {
+	status         string // UP, DOWN, ...
+	current, total int    // sessions now (scur), sessions in all (stot)
+}
+
+func (s torServerStat) String() string {
+	return fmt.Sprintf("%s, %d session(s) now, %d in all", s.status, s.current, s.total)
+}
+
+// torHAProxyStats asks HAProxy's stats socket for the backend servers' state, by name.
+func torHAProxyStats(sock string) (map[string]torServerStat, error) {
+	conn, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, "show stat\n"); err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(conn)
+	if err != nil {
+		return nil, err
+	}
+	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(b), "# ")))
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	if err != nil || len(rows) == 0 {
+		return nil, fmt.Errorf("HAProxy stats: %v %q", err, b)
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	st := map[string]torServerStat{}
+	for _, row := range rows[1:] {
+		if len(row) < len(rows[0]) || row[col["pxname"]] != "servers" {
+			continue
+		}
+		cur, _ := strconv.Atoi(row[col["scur"]])
+		tot, _ := strconv.Atoi(row[col["stot"]])
+		st[row[col["svname"]]] = torServerStat{status: row[col["status"]], current: cur, total: tot}
+	}
+	return st, nil
+}

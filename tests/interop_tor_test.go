@@ -1,0 +1,140 @@
+//go:build interop
+
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTorNetwork runs our programs under real tor (project issue 5, item 1) in a private Tor
+// network on 127.0.0.1, inside a network namespace that has only loopback: two directory
+// authorities that are also exits, and one bridge whose tor runs websocket-server as a managed
+// transport with an Extended ORPort. Subtests share that network: ManagedClient (a tor client
+// running websocket-client) and HAProxy (scale-out, item 4, in interop_haproxy_test.go).
+func TestTorNetwork(t *testing.T) {
+	if !torInNetns(t) {
+		return
+	}
+	for _, tool := range []string{"tor", "tor-gencert", "haproxy"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed (tests/install-deps.sh installs it): %v", tool, err)
+		}
+	}
+	server := program("websocket-server")
+	logs := t.TempDir()
+	torDumpOnFailure(t, logs)
+	bridgeDebug := filepath.Join(logs, "bridge-debug.log")
+	ptPort := torFreePort(t)
+	tn := torStartNetwork(t,
+		// Managed mode: no -log, so that our log lines reach tor as LOG lines.
+		fmt.Sprintf("ServerTransportPlugin websocket exec %s -log-level info", server),
+		fmt.Sprintf("ServerTransportListenAddr websocket 127.0.0.1:%d", ptPort),
+		"Log info file "+filepath.Join(logs, "bridge-info.log"),
+		// The Extended ORPort handshake is logged at debug level only.
+		"Log [general,net]debug file "+bridgeDebug)
+
+	registered := fmt.Sprintf("Registered server transport 'websocket' at '127.0.0.1:%d'", ptPort)
+	if !torWaitFor(20*time.Second, func() bool { return torCount(tn.bridge.noticeLog(), registered) > 0 }) {
+		t.Fatalf("the bridge did not log %q", registered)
+	}
+	t.Logf("bridge: %s", registered)
+	wantLine := fmt.Sprintf("websocket 127.0.0.1:%d %s", ptPort, tn.bridge.fingerprint)
+	if lines := torLines(filepath.Join(tn.bridge.dir, "bridgelines"), wantLine); len(lines) != 1 {
+		t.Errorf("the bridge's bridgelines file has no line with %q", wantLine)
+	}
+
+	t.Run("ManagedClient", func(t *testing.T) { torManagedClient(t, tn, ptPort, bridgeDebug) })
+	t.Run("HAProxy", func(t *testing.T) { torHAProxyScaleOut(t, tn, bridgeDebug) })
+
+	torCheckLogLines(t, filepath.Join(logs, "bridge-info.log"), server)
+	for _, log := range []string{tn.bridge.noticeLog(), filepath.Join(logs, "bridge-info.log")} {
+		if w := torWarnings(log); len(w) > 0 {
+			t.Errorf("the bridge's tor warned about a managed proxy or a line it could not parse:\n%s",
+				strings.Join(w, "\n"))
+		}
+	}
+	// tor stops its transports: closes their stdin, then SIGTERM.
+	tn.bridge.proc.stop()
+	if !torWaitFor(10*time.Second, func() bool { return len(torProcessesOf(server)) == 0 }) {
+		t.Errorf("websocket-server still runs (PIDs %v) 10 s after its bridge's tor stopped", torProcessesOf(server))
+	} else {
+		t.Logf("websocket-server exited when its bridge's tor stopped")
+	}
+}
+
+// torManagedClient starts a tor client that runs websocket-client as a managed transport and
+// reaches the bridge through websocket-server, then fetches the test file through the
+// client's SocksPort and checks what tor logged.
+func torManagedClient(t *testing.T, tn *torNetwork, ptPort int, bridgeDebug string) {
+	client := program("websocket-client")
+	extORBefore := torCount(bridgeDebug, "Got client's hash and it was legit.")
+	c := tn.torStartClient(t, "client", "UseBridges 1",
+		fmt.Sprintf("ClientTransportPlugin websocket exec %s -log-level info", client),
+		fmt.Sprintf("Bridge websocket 127.0.0.1:%d %s url=ws://127.0.0.1:%d/", ptPort, tn.bridge.fingerprint, ptPort))
+	t.Logf("client bootstrapped to 100%% through the websocket bridge in %.1f s", c.bootstrap.Seconds())
+
+	start := time.Now()
+	n, sum, err := torFetch(c.socksPort, "managed", tn.file, nil)
+	if err != nil || n != int64(tn.file.size) || sum != tn.file.sum {
+		t.Fatalf("fetch through tor: %d bytes, SHA-256 %s, error %v; want %d bytes, SHA-256 %s",
+			n, sum, err, tn.file.size, tn.file.sum)
+	}
+	secs := time.Since(start).Seconds()
+	t.Logf("fetched %s through SOCKS5 127.0.0.1:%d: %d bytes in %.1f s (%.2f MiB/s), SHA-256 %s matches",
+		tn.file.url(), c.socksPort, n, secs, float64(n)/secs/(1<<20), sum)
+
+	if torCount(c.infoLog(), "Successfully registered transport websocket") == 0 {
+		t.Error("the client's tor did not log \"Successfully registered transport websocket\"")
+	}
+	if w := torWarnings(c.infoLog()); len(w) > 0 {
+		t.Errorf("the client's tor warned about a managed proxy or a line it could not parse:\n%s",
+			strings.Join(w, "\n"))
+	}
+	// The bridge's tor logs these two lines for each Extended ORPort connection that passed
+	// SAFE_COOKIE authentication and ended its commands with DONE: only a transport connects
+	// there, so they show that websocket-server carried the client's connection.
+	extOR := torCount(bridgeDebug, "Got client's hash and it was legit.") - extORBefore
+	if extOR < 1 || torCount(bridgeDebug, "Received DONE.") < 1 {
+		t.Errorf("the bridge's tor logged no authenticated Extended ORPort connection (%d)", extOR)
+	} else {
+		t.Logf("bridge: %d Extended ORPort connection(s) authenticated with SAFE_COOKIE during this client's run", extOR)
+	}
+	torCheckLogLines(t, c.infoLog(), client)
+
+	// tor stops its transport: websocket-client must exit with it.
+	c.proc.stop()
+	if !torWaitFor(10*time.Second, func() bool { return len(torProcessesOf(client)) == 0 }) {
+		t.Errorf("websocket-client still runs (PIDs %v) 10 s after its tor stopped", torProcessesOf(client))
+	}
+	// TOR_PT_STATE_LOCATION names <DataDirectory>/pt_state/, which tor does not create.
+	if fi, err := os.Stat(filepath.Join(c.dir, "pt_state")); err != nil {
+		t.Errorf("websocket-client did not create its state directory: %v", err)
+	} else if !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Errorf("websocket-client's state directory pt_state: %v, want a directory with mode 0700", fi.Mode())
+	}
+}
+
+// torCheckLogLines finds in tor's log what the managed transport at path sent as LOG lines
+// (tor shows them as `Managed proxy "path": message`): there must be some, and no address
+// in them, since the program runs without -unsafe-logging.
+func torCheckLogLines(t *testing.T, torLog, path string) {
+	t.Helper()
+	lines := torLines(torLog, `Managed proxy "`+path+`": `)
+	if len(lines) == 0 {
+		t.Errorf("no LOG line of %s in tor's log %s", filepath.Base(path), torLog)
+		return
+	}
+	for _, line := range lines {
+		if strings.Contains(line, "127.0.0.1") {
+			t.Errorf("%s logged an address: %s", filepath.Base(path), line)
+		}
+	}
+	t.Logf("%s: %d LOG line(s) in tor's log, none with an address, e.g. %s",
+		filepath.Base(path), len(lines), lines[0])
+}
