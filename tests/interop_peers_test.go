@@ -34,18 +34,28 @@ import (
 // the given options; it returns the listening address.
 func startServer(t *testing.T, args ...string) (string, *child) {
 	t.Helper()
-	addr := closedAddr(t)
-	p := startChild(t, nil, program("websocket-server"), append([]string{"-listen", addr}, args...)...)
-	waitTCP(t, addr, p)
-	return addr, p
+	return startProgram(t, "websocket-server", nil, args)
 }
 
 // startClient runs websocket-client standalone on a free loopback port with
 // the given options and environment; it returns the SOCKS address.
 func startClient(t *testing.T, env []string, args ...string) (string, *child) {
 	t.Helper()
+	return startProgram(t, "websocket-client", env, args)
+}
+
+// startProgram runs one of our programs with debug logs on a free port. At
+// the end of the test it checks that no address reached the logs.
+func startProgram(t *testing.T, name string, env, args []string) (string, *child) {
+	t.Helper()
 	addr := closedAddr(t)
-	p := startChild(t, env, program("websocket-client"), append([]string{"-listen", addr}, args...)...)
+	p := startChild(t, env, program(name), append([]string{"-listen", addr, "-log-level", "debug"}, args...)...)
+	t.Cleanup(func() {
+		p.Stop()
+		if out := p.Output(); strings.Contains(out, "127.0.0.") || strings.Contains(out, "[::1]") {
+			t.Errorf("an address appears in the logs of %s (its output follows)", name)
+		}
+	})
 	waitTCP(t, addr, p)
 	return addr, p
 }
