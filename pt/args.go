@@ -13,97 +13,66 @@ type Args map[string][]string
 
 // Get returns the first value of key and whether key is present.
 func (a Args) Get(key string) (string, bool) {
-	v := a[key]
-	if len(v) == 0 {
-		return "", false
+	if v := a[key]; len(v) > 0 {
+		return v[0], true
 	}
-	return v[0], true
+	return "", false
 }
 
 // Add appends value to the values of key.
-func (a Args) Add(key, value string) {
-	a[key] = append(a[key], value)
-}
+func (a Args) Add(key, value string) { a[key] = append(a[key], value) }
 
-var errTrailingBackslash = errors.New("trailing backslash")
-
-// unescapeUntil reads s up to its first unescaped byte that is in stops. It returns the text
-// before that byte with escapes removed, and the rest of s starting at that byte ("" when no
-// stop byte occurs). A backslash escapes any one byte; a backslash at the end is an error.
-func unescapeUntil(s, stops string) (text, rest string, err error) {
+// cut unescapes s up to its first unescaped byte in stops, and returns the text, that byte (0
+// at the end of s) and what follows it. A backslash escapes any byte; a lone one at the end is
+// an error.
+func cut(s, stops string) (text string, stop byte, rest string, err error) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
+		switch c := s[i]; {
+		case c == '\\' && i+1 == len(s):
+			return "", 0, "", errors.New("trailing backslash")
 		case c == '\\':
 			i++
-			if i == len(s) {
-				return "", "", errTrailingBackslash
-			}
 			b.WriteByte(s[i])
 		case strings.IndexByte(stops, c) >= 0:
-			return b.String(), s[i:], nil
+			return b.String(), c, s[i+1:], nil
 		default:
 			b.WriteByte(c)
 		}
 	}
-	return b.String(), "", nil
+	return b.String(), 0, "", nil
 }
 
-// parseKeyValues parses "k=v;k=v" where each key may be preceded by "transport:" when
-// withTransport is set, calling add for each pair. s must not be empty.
-func parseKeyValues(s string, withTransport bool, add func(transport, key, value string)) error {
-	for {
-		var transport, key, value string
-		var err error
-		rest := s
-		if withTransport {
-			transport, rest, err = unescapeUntil(rest, ":=;")
-			if err != nil {
-				return err
-			}
-			if rest == "" || rest[0] != ':' {
-				return fmt.Errorf("missing ':' after transport name in %q", s)
-			}
-			if transport == "" {
-				return errors.New("empty transport name")
-			}
-			rest = rest[1:]
-		}
-		key, rest, err = unescapeUntil(rest, "=;")
-		if err != nil {
-			return err
-		}
-		if rest == "" || rest[0] != '=' {
-			return fmt.Errorf("missing '=' after key %q", key)
-		}
-		if key == "" {
-			return errors.New("empty key")
-		}
-		value, rest, err = unescapeUntil(rest[1:], ";")
-		if err != nil {
-			return err
-		}
-		add(transport, key, value)
-		if rest == "" {
-			return nil
-		}
-		s = rest[1:] // skip ';'; an empty item after it is a missing '='
+// keyValue reads "key=value" from s up to an unescaped ';' and returns the rest after it. An
+// unescaped '=' inside the value belongs to the value.
+func keyValue(s string) (key, value, rest string, err error) {
+	key, stop, rest, err := cut(s, "=;")
+	switch {
+	case err != nil:
+	case stop != '=':
+		err = fmt.Errorf("missing '=' after key %q", key)
+	case key == "":
+		err = errors.New("empty key")
+	default:
+		value, _, rest, err = cut(rest, ";")
 	}
+	return key, value, rest, err
 }
 
 // ParseClientArgs parses per-bridge arguments as tor passes them through SOCKS (pt-spec 3.5):
 // "k=v;k2=v2", where a backslash escapes the next byte (tor escapes '\', '=' and ';').
-// Duplicate keys are kept in order. The empty string gives empty Args. An empty key, an item
-// without '=' (including an empty item) or a trailing lone backslash is an error.
+// Duplicate keys are kept in order; the empty string gives empty Args, and a final ';' is
+// ignored. An empty key, an item without '=' (such as an empty item between two ';') or a
+// trailing lone backslash is an error.
 func ParseClientArgs(s string) (Args, error) {
 	args := Args{}
-	if s == "" {
-		return args, nil
-	}
-	err := parseKeyValues(s, false, func(_, k, v string) { args.Add(k, v) })
-	if err != nil {
-		return nil, fmt.Errorf("client arguments: %w", err)
+	for s != "" {
+		k, v, rest, err := keyValue(s)
+		if err != nil {
+			return nil, fmt.Errorf("client arguments: %w", err)
+		}
+		args.Add(k, v)
+		s = rest
 	}
 	return args, nil
 }
@@ -113,24 +82,29 @@ func ParseClientArgs(s string) (Args, error) {
 // '\'). The result maps each transport name to its Args. The empty string gives an empty map.
 func ParseServerTransportOptions(s string) (map[string]Args, error) {
 	opts := map[string]Args{}
-	if s == "" {
-		return opts, nil
-	}
-	err := parseKeyValues(s, true, func(t, k, v string) {
+	for s != "" {
+		t, stop, rest, err := cut(s, ":=;")
+		var k, v string
+		if err == nil && (stop != ':' || t == "") {
+			err = fmt.Errorf("%q is not transport:key=value", s)
+		}
+		if err == nil {
+			k, v, s, err = keyValue(rest)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("TOR_PT_SERVER_TRANSPORT_OPTIONS: %w", err)
+		}
 		if opts[t] == nil {
 			opts[t] = Args{}
 		}
 		opts[t].Add(k, v)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("TOR_PT_SERVER_TRANSPORT_OPTIONS: %w", err)
 	}
 	return opts, nil
 }
 
 // encodeSmethodArgs renders args for the ARGS: option of an SMETHOD line (pt-spec 3.3.3):
-// "k=v,k=v" with '\', '=' and ',' escaped by a backslash. Keys are sorted so the line is
-// deterministic; the values of one key keep their order.
+// "k=v,k=v" with '\', '=' and ',' escaped by a backslash, keys sorted, values of one key in
+// order.
 func encodeSmethodArgs(args Args) string {
 	escape := strings.NewReplacer(`\`, `\\`, `=`, `\=`, `,`, `\,`).Replace
 	keys := make([]string, 0, len(args))

@@ -15,6 +15,7 @@ func TestParseClientArgs(t *testing.T) {
 		{"", Args{}},
 		{"k=v", Args{"k": {"v"}}},
 		{"k=", Args{"k": {""}}},
+		{"k=v;", Args{"k": {"v"}}}, // a trailing ';' ends the last item
 		{"url=ws://a/b;front=f", Args{"url": {"ws://a/b"}, "front": {"f"}}},
 		// duplicates are kept in order
 		{"k=1;j=x;k=2", Args{"k": {"1", "2"}, "j": {"x"}}},
@@ -31,7 +32,7 @@ func TestParseClientArgs(t *testing.T) {
 			t.Errorf("ParseClientArgs(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
 	}
-	for _, in := range []string{"k", "=v", "k=v;", ";k=v", "k=v;;j=w", `k=v\`, `k\=v`, "k=v;j", `\`, "k=1;=2"} {
+	for _, in := range []string{"k", "=v", ";k=v", "k=v;;j=w", `k=v\`, `k\=v`, "k=v;j", `\`, "k=1;=2"} {
 		if got, err := ParseClientArgs(in); err == nil {
 			t.Errorf("ParseClientArgs(%q) = %v, want an error", in, got)
 		}
@@ -50,6 +51,7 @@ func TestParseServerTransportOptions(t *testing.T) {
 		{`t\:1:k\;=v\:\=\\`, map[string]Args{"t:1": {"k;": {`v:=\`}}}},
 		// ':' is allowed unescaped after the transport name
 		{"t:k=a:b", map[string]Args{"t": {"k": {"a:b"}}}},
+		{"t:k=v;", map[string]Args{"t": {"k": {"v"}}}},
 	}
 	for _, tt := range tests {
 		got, err := ParseServerTransportOptions(tt.in)
@@ -57,7 +59,7 @@ func TestParseServerTransportOptions(t *testing.T) {
 			t.Errorf("ParseServerTransportOptions(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
 	}
-	for _, in := range []string{"k=v", ":k=v", "t:=v", "t:k", "t:k=v;", "t:k=v;u", `t:k=v\`, "t=k:v", "t;k=v"} {
+	for _, in := range []string{"k=v", ":k=v", "t:=v", "t:k", "t:k=v;;", "t:k=v;u", `t:k=v\`, "t=k:v", "t;k=v"} {
 		if got, err := ParseServerTransportOptions(in); err == nil {
 			t.Errorf("ParseServerTransportOptions(%q) = %v, want an error", in, got)
 		}
@@ -156,19 +158,19 @@ func FuzzEncodeSmethodArgs(f *testing.F) {
 		got := Args{}
 		rest := enc
 		for {
-			k, r, err := unescapeUntil(rest, "=,")
-			if err != nil || r == "" || r[0] != '=' {
+			k, stop, r, err := cut(rest, "=,")
+			if err != nil || stop != '=' {
 				t.Fatalf("encodeSmethodArgs(%v) = %q: bad key", args, enc)
 			}
-			v, r, err := unescapeUntil(r[1:], ",")
+			v, stop, r, err := cut(r, ",")
 			if err != nil {
 				t.Fatal(err)
 			}
 			got.Add(k, v)
-			if r == "" {
+			if stop == 0 {
 				break
 			}
-			rest = r[1:]
+			rest = r
 		}
 		if !reflect.DeepEqual(got, args) {
 			t.Fatalf("encodeSmethodArgs(%v) = %q, reads back as %v", args, enc, got)

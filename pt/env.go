@@ -74,10 +74,10 @@ func ClientSetup(out *Output, getenv func(string) string, supported []string) (*
 		return nil, err
 	}
 	info := &ClientInfo{StateLocation: state, ExitOnStdinClose: exit}
-	if info.OutboundV4, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V4", false); err != nil {
+	if info.OutboundV4, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V4", "IPv4"); err != nil {
 		return nil, err
 	}
-	if info.OutboundV6, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V6", true); err != nil {
+	if info.OutboundV6, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V6", "IPv6"); err != nil {
 		return nil, err
 	}
 	requested := getenv("TOR_PT_CLIENT_TRANSPORTS")
@@ -93,19 +93,16 @@ func ClientSetup(out *Output, getenv func(string) string, supported []string) (*
 	return info, nil
 }
 
-// outboundAddr reads an optional outbound bind address: IPv4, or IPv6 (in brackets, as
-// pt-spec writes it, or bare) when v6 is set. It prints ENV-ERROR for a malformed value.
-func outboundAddr(out *Output, getenv func(string) string, name string, v6 bool) (net.IP, error) {
+// outboundAddr reads an optional outbound bind address of family "IPv4", or "IPv6" (in
+// brackets as pt-spec writes it, or bare). It prints ENV-ERROR for a malformed value.
+func outboundAddr(out *Output, getenv func(string) string, name, family string) (net.IP, error) {
 	s := getenv(name)
 	if s == "" {
 		return nil, nil
 	}
+	v6 := family == "IPv6"
 	if v6 && strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
 		s = s[1 : len(s)-1]
-	}
-	family := "IPv4"
-	if v6 {
-		family = "IPv6"
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" || a.Is4() == v6 {
@@ -167,9 +164,9 @@ func ServerSetup(out *Output, getenv func(string) string, supported []string) (*
 	binds := map[string]*net.TCPAddr{}
 	if s := getenv("TOR_PT_SERVER_BINDADDR"); s != "" {
 		for _, item := range strings.Split(s, ",") {
-			name, addr, ok := strings.Cut(item, "-")
-			a, err := tcpAddr(addr, false)
-			if !ok || err != nil {
+			name, addr, _ := strings.Cut(item, "-")
+			a := tcpAddr(addr, true)
+			if a == nil {
 				return nil, out.EnvError(fmt.Sprintf("TOR_PT_SERVER_BINDADDR: %q is not name-ip:port", item))
 			}
 			if binds[name] != nil {
@@ -192,15 +189,18 @@ func ServerSetup(out *Output, getenv func(string) string, supported []string) (*
 		}
 		info.Bindaddrs = append(info.Bindaddrs, b)
 	}
-	for _, v := range []struct {
-		name string
-		addr **net.TCPAddr
-	}{{"TOR_PT_ORPORT", &info.OrAddr}, {"TOR_PT_EXTENDED_SERVER_PORT", &info.ExtendedOrAddr}} {
-		if s := getenv(v.name); s != "" {
-			if *v.addr, err = tcpAddr(s, true); err != nil {
-				return nil, out.EnvError(fmt.Sprintf("%s: %q is not ip:port", v.name, s))
-			}
+	orAddr := func(name string) (*net.TCPAddr, error) { // nil, nil when unset or empty
+		a := tcpAddr(getenv(name), false)
+		if a == nil && getenv(name) != "" {
+			return nil, out.EnvError(fmt.Sprintf("%s: %q is not ip:port", name, getenv(name)))
 		}
+		return a, nil
+	}
+	if info.OrAddr, err = orAddr("TOR_PT_ORPORT"); err != nil {
+		return nil, err
+	}
+	if info.ExtendedOrAddr, err = orAddr("TOR_PT_EXTENDED_SERVER_PORT"); err != nil {
+		return nil, err
 	}
 	info.AuthCookieFile = getenv("TOR_PT_AUTH_COOKIE_FILE")
 	switch {
@@ -212,17 +212,14 @@ func ServerSetup(out *Output, getenv func(string) string, supported []string) (*
 	return info, nil
 }
 
-// tcpAddr parses an IP address and port (IPv6 in brackets); host names are refused. A port of 0
-// is refused when needPort is set.
-func tcpAddr(s string, needPort bool) (*net.TCPAddr, error) {
+// tcpAddr parses an IP address and port (IPv6 in brackets), or returns nil. Host names are
+// refused, and so is port 0 unless allowPort0 is set.
+func tcpAddr(s string, allowPort0 bool) *net.TCPAddr {
 	ap, err := netip.ParseAddrPort(s)
-	if err != nil {
-		return nil, err
+	if err != nil || ap.Port() == 0 && !allowPort0 {
+		return nil
 	}
-	if needPort && ap.Port() == 0 {
-		return nil, errors.New("port 0")
-	}
-	return net.TCPAddrFromAddrPort(ap), nil
+	return net.TCPAddrFromAddrPort(ap)
 }
 
 // methodNames returns the names of the comma list requested that are in supported, in the

@@ -111,7 +111,7 @@ func TestClientSetupErrors(t *testing.T) {
 			t.Errorf("env %q:\n got %q, %v, %v\nwant %q", tt.env, b.String(), info, err, tt.want)
 		}
 		last := tt.want[strings.LastIndex(strings.TrimSuffix(tt.want, "\n"), "\n")+1:]
-		if err != nil && escapeText(err.Error())+"\n" != last {
+		if err != nil && err.Error()+"\n" != last {
 			t.Errorf("error %q does not match the line %q", err, last)
 		}
 	}

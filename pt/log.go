@@ -5,27 +5,16 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 )
 
-// levelIndex returns the rank of a severity name of pt-spec's LOG line (0 is the most severe),
-// or -1 for an unknown name.
+// levelIndex returns the rank of a severity of pt-spec's LOG line (0 is the most severe), or
+// -1 for an unknown name.
 func levelIndex(level string) int {
-	switch level {
-	case "error":
-		return 0
-	case "warning":
-		return 1
-	case "notice":
-		return 2
-	case "info":
-		return 3
-	case "debug":
-		return 4
-	}
-	return -1
+	return slices.Index([]string{"error", "warning", "notice", "info", "debug"}, level)
 }
 
 // Logger writes log messages either to a writer, one timestamped line each, or to tor as LOG
@@ -65,7 +54,7 @@ func (l *Logger) logf(level string, format string, a ...any) {
 		l.out.Log(level, msg)
 		return
 	}
-	line := time.Now().Format("2006-01-02 15:04:05") + " [" + level + "] " + escapeText(msg) + "\n"
+	line := time.Now().Format("2006-01-02 15:04:05") + " [" + level + "] " + escape(msg, false) + "\n"
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	_, _ = io.WriteString(l.w, line)

@@ -6,57 +6,47 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"regexp"
 	"strings"
 	"sync"
 )
 
-// Output writes the lines of pt-spec 3.3 to tor. It is the only writer of stdout. Each line is
+// Output writes the lines of pt-spec 3.3 to tor; it is the only writer of stdout. Each line is
 // built whole, then written (and flushed, if the writer has a Flush method) in one call under a
-// mutex, so lines from concurrent goroutines never interleave. Write errors are ignored: when
-// tor has closed our stdout there is no one left to tell.
-//
-// No argument can break a line: names and addresses are validated (an invalid one turns the
-// line into the matching error line, or a LOG line), and free text is escaped so that it holds
-// no byte below 0x20 nor above 0x7e.
+// mutex, so lines never interleave. Write errors are ignored: when tor has closed our stdout
+// there is no one left to tell. No argument can break a line: names and addresses are
+// validated (an invalid one turns the line into the matching error line, or a LOG line), and
+// free text is escaped so that it holds no byte below 0x20 nor above 0x7e.
 type Output struct {
 	mu sync.Mutex
 	w  io.Writer
 }
 
 // NewOutput returns an Output writing to w (os.Stdout in the programs).
-func NewOutput(w io.Writer) *Output {
-	return &Output{w: w}
-}
+func NewOutput(w io.Writer) *Output { return &Output{w: w} }
 
-// line writes the non-empty parts joined by spaces, ending with a newline, in one Write.
-func (o *Output) line(parts ...string) {
-	var b strings.Builder
+// line writes the non-empty parts joined by spaces and a newline in one Write, and returns the
+// line without its newline.
+func (o *Output) line(parts ...string) string {
+	var words []string
 	for _, p := range parts {
-		if p == "" {
-			continue
+		if p != "" {
+			words = append(words, p)
 		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(p)
 	}
-	b.WriteByte('\n')
+	s := strings.Join(words, " ")
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	_, _ = io.WriteString(o.w, b.String())
+	_, _ = io.WriteString(o.w, s+"\n")
 	if f, ok := o.w.(interface{ Flush() error }); ok {
 		_ = f.Flush()
 	}
+	return s
 }
 
-// errorLine prints "keyword [name] msg" with name and msg escaped, and returns the same text as
-// an error.
+// errorLine prints "keyword [name] msg", name and msg escaped, and returns that line as an error.
 func (o *Output) errorLine(keyword, name, msg string) error {
-	o.line(keyword, escapeText(name), escapeText(msg))
-	if name != "" {
-		return fmt.Errorf("%s %s %s", keyword, name, msg)
-	}
-	return fmt.Errorf("%s %s", keyword, msg)
+	return errors.New(o.line(keyword, escape(name, false), escape(msg, false)))
 }
 
 // Version prints "VERSION 1".
@@ -90,9 +80,7 @@ func (o *Output) Cmethod(name, socks string, addr net.Addr) {
 }
 
 // CmethodError prints "CMETHOD-ERROR name msg" and returns an error.
-func (o *Output) CmethodError(name, msg string) error {
-	return o.errorLine("CMETHOD-ERROR", name, msg)
-}
+func (o *Output) CmethodError(name, msg string) error { return o.errorLine("CMETHOD-ERROR", name, msg) }
 
 // CmethodsDone prints "CMETHODS DONE".
 func (o *Output) CmethodsDone() { o.line("CMETHODS", "DONE") }
@@ -105,7 +93,7 @@ func (o *Output) Smethod(name string, addr net.Addr, args Args) {
 	opt := ""
 	if len(args) > 0 {
 		opt = "ARGS:" + encodeSmethodArgs(args)
-		if err == nil && !isWord(opt) {
+		if err == nil && !isWord.MatchString(opt) {
 			err = errors.New("ARGS hold a space, a control byte or a non-ASCII byte")
 		}
 	}
@@ -117,9 +105,7 @@ func (o *Output) Smethod(name string, addr net.Addr, args Args) {
 }
 
 // SmethodError prints "SMETHOD-ERROR name msg" and returns an error.
-func (o *Output) SmethodError(name, msg string) error {
-	return o.errorLine("SMETHOD-ERROR", name, msg)
-}
+func (o *Output) SmethodError(name, msg string) error { return o.errorLine("SMETHOD-ERROR", name, msg) }
 
 // SmethodsDone prints "SMETHODS DONE".
 func (o *Output) SmethodsDone() { o.line("SMETHODS", "DONE") }
@@ -134,11 +120,11 @@ func (o *Output) Log(severity, msg string) {
 	o.line("LOG", "SEVERITY="+severity, "MESSAGE="+cQuote(msg))
 }
 
-// Status prints "STATUS TRANSPORT=transport k=v ..." from the pairs in kv, quoting values as
-// tor's kvline format requires. An invalid transport name, an odd number of kv strings or an
-// invalid key gives an error LOG line instead.
+// Status prints "STATUS TRANSPORT=transport k=v ..." from the pairs in kv (an odd last key
+// gets an empty value), quoting values as tor's kvline format requires. An invalid transport
+// name or key gives an error LOG line instead.
 func (o *Output) Status(transport string, kv ...string) {
-	if !isName(transport) {
+	if !isName.MatchString(transport) {
 		o.Log("error", fmt.Sprintf("STATUS not sent: invalid transport name %q", transport))
 		return
 	}
@@ -153,17 +139,16 @@ func (o *Output) StatusVersion(impl, version string) {
 
 func (o *Output) status(kv []string) {
 	if len(kv)%2 != 0 {
-		o.Log("error", "STATUS not sent: odd number of key/value strings")
-		return
+		kv = append(kv, "")
 	}
 	parts := []string{"STATUS"}
 	for i := 0; i < len(kv); i += 2 {
 		k, v := kv[i], kv[i+1]
-		if !isWord(k) || strings.ContainsAny(k, `="'`) {
+		if !isWord.MatchString(k) || strings.ContainsAny(k, `="'`) {
 			o.Log("error", fmt.Sprintf("STATUS not sent: invalid key %q", k))
 			return
 		}
-		if !isWord(v) || strings.ContainsAny(v, `"'`) {
+		if !isWord.MatchString(v) || strings.ContainsAny(v, `"'`) {
 			v = cQuote(v)
 		}
 		parts = append(parts, k+"="+v)
@@ -173,7 +158,7 @@ func (o *Output) status(kv []string) {
 
 // methodAddr checks a transport name and renders its listening address for a METHOD line.
 func methodAddr(name string, addr net.Addr) (string, error) {
-	if !isName(name) {
+	if !isName.MatchString(name) {
 		return "", fmt.Errorf("invalid transport name %q", name)
 	}
 	if addr == nil {
@@ -186,41 +171,17 @@ func methodAddr(name string, addr net.Addr) (string, error) {
 	return ap.String(), nil
 }
 
-// isName reports whether s is a transport name: a C identifier (pt-spec 3.1).
-func isName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		letter := c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
-		if !letter && (i == 0 || c < '0' || c > '9') {
-			return false
-		}
-	}
-	return s != ""
-}
+var (
+	isName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) // a transport name (pt-spec 3.1)
+	isWord = regexp.MustCompile(`^[!-~]+$`)                 // printable ASCII, no space
+)
 
-// isWord reports whether s is not empty and made of printable ASCII other than space.
-func isWord(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return s != ""
-}
+// cQuote returns s as a C-style quoted string that tor's unescape_string reads back.
+func cQuote(s string) string { return `"` + escape(s, true) + `"` }
 
-// cQuote returns s as a C-style quoted string that tor's unescape_string reads back: '"' and
-// '\' escaped by a backslash, \n \r \t, and every other byte below 0x20 or above 0x7e as a
-// three-digit octal escape. A NUL byte, which tor refuses in a LOG line, becomes the text
-// "\000" (escaped, so tor reads a backslash and three zeros).
-func cQuote(s string) string {
-	return `"` + escape(s, true) + `"`
-}
-
-// escapeText escapes free text for the end of an error line like cQuote, but leaves '"' alone.
-func escapeText(s string) string {
-	return escape(s, false)
-}
-
+// escape escapes '\' (and '"' if quote is set) with a backslash, newline as \n, and every other
+// byte below 0x20 or above 0x7e as a three-digit octal escape. A NUL byte, which tor refuses in
+// a LOG line, becomes the text "\000" (escaped: tor reads a backslash and three zeros).
 func escape(s string, quote bool) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
@@ -230,13 +191,9 @@ func escape(s string, quote bool) string {
 			b.WriteByte(c)
 		case c == '\n':
 			b.WriteString(`\n`)
-		case c == '\r':
-			b.WriteString(`\r`)
-		case c == '\t':
-			b.WriteString(`\t`)
 		case c == 0:
 			b.WriteString(`\\000`)
-		case c < ' ' || c >= 0x7f:
+		case c < ' ' || c > '~':
 			fmt.Fprintf(&b, `\%03o`, c)
 		default:
 			b.WriteByte(c)
