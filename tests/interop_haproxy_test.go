@@ -128,6 +128,7 @@ func torHAProxyScaleOut(t *testing.T, tn *torNetwork, bridgeDebug string) {
 		t.Error("haproxy exited")
 	}
 	torCheckLogLines(t, c.infoLog(), program("websocket-client"))
+	torCheckWarnings(t, "the client's tor", c.infoLog())
 	c.proc.stop()
 	ha.stop()
 	if !insts[1-victim].stop() {

@@ -308,17 +308,17 @@ type torNetwork struct {
 	common    []string // torrc lines every node needs (DirAuthority lines included)
 }
 
-// torNewNode makes a node's DataDirectory and its relay identity; ORPort 0 means a client.
-func (tn *torNetwork) torNewNode(t *testing.T, name string, orPort int) *torNode {
+// torNewNode makes the DataDirectory dir/name and, unless orPort is 0 (a client), the
+// relay identity key in it, whose fingerprint it reads with tor --list-fingerprint.
+func torNewNode(t *testing.T, dir, name string, orPort int) *torNode {
 	t.Helper()
-	n := &torNode{name: name, dir: filepath.Join(tn.dir, name), orPort: orPort}
+	n := &torNode{name: name, dir: filepath.Join(dir, name), orPort: orPort}
 	if err := os.MkdirAll(n.dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	if orPort == 0 {
 		return n
 	}
-	// The identity key is made here, by the same DataDirectory the node will use.
 	rc := filepath.Join(n.dir, "torrc-fingerprint")
 	torWriteLines(t, rc, "DataDirectory "+n.dir, "Nickname "+name,
 		fmt.Sprintf("ORPort 127.0.0.1:%d", orPort), "Log err stderr")
@@ -338,21 +338,15 @@ func torWriteLines(t *testing.T, path string, lines ...string) {
 	}
 }
 
-// torrc writes the node's torrc (common lines, then extra) and returns its path.
-func (tn *torNetwork) torrc(t *testing.T, n *torNode, extra ...string) string {
+// run writes the node's torrc (its own lines, common, then extra) and starts tor with it.
+func (n *torNode) run(t *testing.T, common []string, extra ...string) {
 	t.Helper()
 	rc := filepath.Join(n.dir, "torrc")
 	lines := append([]string{"DataDirectory " + n.dir, "Nickname " + n.name,
 		"Log notice file " + n.noticeLog(),
 		// tor exits by itself if this test process has gone (a guard for a crashed run).
-		fmt.Sprintf("__OwningControllerProcess %d", os.Getpid())}, tn.common...)
+		fmt.Sprintf("__OwningControllerProcess %d", os.Getpid())}, common...)
 	torWriteLines(t, rc, append(lines, extra...)...)
-	return rc
-}
-
-// start runs tor with the node's torrc.
-func (tn *torNetwork) start(t *testing.T, n *torNode, rc string) {
-	t.Helper()
 	n.proc = torStart(t, "tor "+n.name, filepath.Join(n.dir, "stdout.log"), exec.Command("tor", "-f", rc))
 }
 
@@ -374,7 +368,7 @@ func torStartNetwork(t *testing.T, bridgeExtra ...string) *torNetwork {
 		"SafeLogging 0", "ServerDNSResolvConfFile " + resolv, "ServerDNSDetectHijacking 0"}
 	dirPorts := []int{torFreePort(t), torFreePort(t)}
 	for i, dirPort := range dirPorts {
-		a := tn.torNewNode(t, fmt.Sprintf("auth%d", i+1), torFreePort(t))
+		a := torNewNode(t, tn.dir, fmt.Sprintf("auth%d", i+1), torFreePort(t))
 		keys := filepath.Join(a.dir, "keys")
 		gencert := exec.Command("tor-gencert", "--create-identity-key", "--passphrase-fd", "0",
 			"-m", "12", "-a", fmt.Sprintf("127.0.0.1:%d", dirPort),
@@ -395,7 +389,7 @@ func torStartNetwork(t *testing.T, bridgeExtra ...string) *torNetwork {
 		tn.auths = append(tn.auths, a)
 	}
 	for i, a := range tn.auths {
-		rc := tn.torrc(t, a, "SocksPort 0", "AuthoritativeDirectory 1", "V3AuthoritativeDirectory 1",
+		a.run(t, tn.common, "SocksPort 0", "AuthoritativeDirectory 1", "V3AuthoritativeDirectory 1",
 			fmt.Sprintf("ORPort 127.0.0.1:%d", a.orPort), fmt.Sprintf("DirPort 127.0.0.1:%d", dirPorts[i]),
 			"Address 127.0.0.1", "ContactInfo websocket interop test",
 			"TestingV3AuthInitialVotingInterval 5", "TestingV3AuthInitialVoteDelay 2",
@@ -403,26 +397,35 @@ func torStartNetwork(t *testing.T, bridgeExtra ...string) *torNetwork {
 			"V3AuthDistDelay 2", "ExitRelay 1", "ExitPolicyRejectPrivate 0",
 			"ExitPolicy accept 127.0.0.1:*", fmt.Sprintf("ExitPolicy accept *:%d", tn.file.port),
 			"ExitPolicy reject *:*")
-		tn.start(t, a, rc)
 	}
-	tn.bridge = tn.torNewNode(t, "bridge", torFreePort(t))
+	tn.bridge = torNewNode(t, tn.dir, "bridge", torFreePort(t))
 	tn.extORPort = torFreePort(t)
-	rc := tn.torrc(t, tn.bridge, append([]string{"SocksPort 0", "BridgeRelay 1", "PublishServerDescriptor 0",
+	tn.bridge.run(t, tn.common, append([]string{"SocksPort 0", "BridgeRelay 1", "PublishServerDescriptor 0",
 		"ContactInfo websocket interop test",
 		fmt.Sprintf("ORPort 127.0.0.1:%d", tn.bridge.orPort),
 		fmt.Sprintf("ExtORPort 127.0.0.1:%d", tn.extORPort)},
 		bridgeExtra...)...)
-	tn.start(t, tn.bridge, rc)
 	consensus := filepath.Join(tn.bridge.dir, "cached-microdesc-consensus")
 	nodes := append([]*torNode{tn.bridge}, tn.auths...)
 	if !torWaitFor(torNetworkWait, func() bool {
-		return len(torLines(consensus, "r ")) >= 2 || torAnyExited(nodes)
+		return torRouters(consensus) >= 2 || torAnyExited(nodes)
 	}) || torAnyExited(nodes) {
 		t.Fatalf("the bridge has no consensus listing both authorities after %.0f s, or a tor exited",
 			time.Since(start).Seconds())
 	}
 	t.Logf("tor network ready (2 authorities, 1 bridge) in %.1f s", time.Since(start).Seconds())
 	return tn
+}
+
+// torRouters counts the routers ("r " lines) of a consensus file.
+func torRouters(consensus string) int {
+	n := 0
+	for _, line := range torLines(consensus, "r ") {
+		if strings.HasPrefix(line, "r ") {
+			n++
+		}
+	}
+	return n
 }
 
 // torAnyExited tells whether one of the nodes' tor has exited.
@@ -453,14 +456,12 @@ func (c *torClient) infoLog() string { return filepath.Join(c.dir, "info.log") }
 // torrc lines: UseBridges, transport, Bridge) owned by t, and waits for Bootstrapped 100%.
 func (tn *torNetwork) torStartClient(t *testing.T, name string, extra ...string) *torClient {
 	t.Helper()
-	sub := &torNetwork{dir: t.TempDir()} // the client's files live as long as its test
-	torDumpOnFailure(t, sub.dir)
-	c := &torClient{torNode: sub.torNewNode(t, name, 0), socksPort: torFreePort(t)}
-	sub.common = tn.common
-	rc := sub.torrc(t, c.torNode, append([]string{fmt.Sprintf("SocksPort 127.0.0.1:%d", c.socksPort),
-		"Log info file " + c.infoLog()}, extra...)...)
+	dir := t.TempDir() // the client's files live as long as its test
+	torDumpOnFailure(t, dir)
+	c := &torClient{torNode: torNewNode(t, dir, name, 0), socksPort: torFreePort(t)}
 	start := time.Now()
-	sub.start(t, c.torNode, rc)
+	c.run(t, tn.common, append([]string{fmt.Sprintf("SocksPort 127.0.0.1:%d", c.socksPort),
+		"Log info file " + c.infoLog()}, extra...)...)
 	if !torWaitFor(torBootstrapWait, func() bool {
 		return len(torLines(c.noticeLog(), "Bootstrapped 100%")) > 0 || c.proc.exited()
 	}) {

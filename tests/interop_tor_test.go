@@ -53,12 +53,7 @@ func TestTorNetwork(t *testing.T) {
 	t.Run("HAProxy", func(t *testing.T) { torHAProxyScaleOut(t, tn, bridgeDebug) })
 
 	torCheckLogLines(t, filepath.Join(logs, "bridge-info.log"), server)
-	for _, log := range []string{tn.bridge.noticeLog(), filepath.Join(logs, "bridge-info.log")} {
-		if w := torWarnings(log); len(w) > 0 {
-			t.Errorf("the bridge's tor warned about a managed proxy or a line it could not parse:\n%s",
-				strings.Join(w, "\n"))
-		}
-	}
+	torCheckWarnings(t, "the bridge's tor", tn.bridge.noticeLog(), filepath.Join(logs, "bridge-info.log"))
 	// tor stops its transports: closes their stdin, then SIGTERM.
 	tn.bridge.proc.stop()
 	if !torWaitFor(10*time.Second, func() bool { return len(torProcessesOf(server)) == 0 }) {
@@ -92,10 +87,7 @@ func torManagedClient(t *testing.T, tn *torNetwork, ptPort int, bridgeDebug stri
 	if torCount(c.infoLog(), "Successfully registered transport websocket") == 0 {
 		t.Error("the client's tor did not log \"Successfully registered transport websocket\"")
 	}
-	if w := torWarnings(c.infoLog()); len(w) > 0 {
-		t.Errorf("the client's tor warned about a managed proxy or a line it could not parse:\n%s",
-			strings.Join(w, "\n"))
-	}
+	torCheckWarnings(t, "the client's tor", c.infoLog())
 	// The bridge's tor logs these two lines for each Extended ORPort connection that passed
 	// SAFE_COOKIE authentication and ended its commands with DONE: only a transport connects
 	// there, so they show that websocket-server carried the client's connection.
@@ -137,4 +129,15 @@ func torCheckLogLines(t *testing.T, torLog, path string) {
 	}
 	t.Logf("%s: %d LOG line(s) in tor's log, none with an address, e.g. %s",
 		filepath.Base(path), len(lines), lines[0])
+}
+
+// torCheckWarnings fails the test if a tor log has a [warn] or [err] line about a managed
+// proxy or a line tor could not parse.
+func torCheckWarnings(t *testing.T, who string, logs ...string) {
+	t.Helper()
+	for _, log := range logs {
+		if w := torWarnings(log); len(w) > 0 {
+			t.Errorf("%s warned about a managed proxy or a line it could not parse:\n%s", who, strings.Join(w, "\n"))
+		}
+	}
 }
