@@ -315,7 +315,7 @@ func TestReadExtOrReply(t *testing.T) {
 	for _, tc := range cases {
 		for _, wrap := range []func(io.Reader) io.Reader{iotest.OneByteReader, iotest.HalfReader} {
 			src := strings.NewReader(tc.in + trailer)
-			err := readExtOrReply(wrap(src))
+			err := readExtOrReply(&wire{rw: proxyAnswer(wrap(src))})
 			if (err == nil) != tc.ok {
 				t.Errorf("%s: %v", tc.name, err)
 			}
@@ -324,7 +324,7 @@ func TestReadExtOrReply(t *testing.T) {
 			}
 		}
 		for n := 0; n < len(tc.in); n++ { // every truncation is an error
-			if err := readExtOrReply(strings.NewReader(tc.in[:n])); err == nil {
+			if err := readExtOrReply(&wire{rw: proxyAnswer(strings.NewReader(tc.in[:n]))}); err == nil {
 				t.Errorf("%s truncated to %d bytes: no error", tc.name, n)
 			}
 		}
@@ -338,13 +338,13 @@ func FuzzExtORPortReply(f *testing.F) {
 	f.Add([]byte("\x00\x01\xff\xff"))
 	f.Add([]byte("\x01\x00" + strings.Repeat("\x00", 64) + "\x01"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		readExtOrReply(bytes.NewReader(in))
+		readExtOrReply(&wire{rw: proxyAnswer(bytes.NewReader(in))})
 		// The same bytes as tor's side of the authentication.
 		var sent bytes.Buffer
-		if extOrAuth(struct {
+		if extOrAuth(&wire{rw: struct {
 			io.Reader
 			io.Writer
-		}{bytes.NewReader(in), &sent}, cookieA) == nil {
+		}{bytes.NewReader(in), &sent}}, cookieA) == nil {
 			t.Fatal("authenticated without knowing the cookie")
 		}
 		if sent.Len() > 1+32+32 {

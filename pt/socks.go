@@ -13,34 +13,65 @@ import (
 	"time"
 )
 
-// SOCKS protocol numbers: RFC 1928 (SOCKS5), RFC 1929 (its username/password
-// authentication) and SOCKS4a.
+// SOCKS numbers: RFC 1928 (SOCKS5), RFC 1929 (its username/password authentication), SOCKS4a.
 const (
-	socks4Version     = 4
-	socks5Version     = 5
-	socksAuthNone     = 0x00
-	socksAuthUserPass = 0x02
-	socksNoAcceptable = 0xff
-	socksUserPassVer  = 1 // RFC 1929 sub-negotiation version
-	socksCmdConnect   = 1
-	socksAtypIPv4     = 1
-	socksAtypDomain   = 3
-	socksAtypIPv6     = 4
-
-	socksSucceeded         = 0
-	socksGeneralFailure    = 1
-	socksNetUnreachable    = 3
-	socksHostUnreachable   = 4
-	socksConnRefused       = 5
-	socksTTLExpired        = 6
-	socksCmdNotSupported   = 7
-	socksAtypNotSupported  = 8
-	socks4Granted          = 0x5a
-	socks4Rejected         = 0x5b
-	socks4MaxUserID        = 2 * 255 // as much as the SOCKS5 username and password carry
-	socksUserPassFailure   = 1       // any non-zero RFC 1929 status is a failure
-	socksUserPassSucceeded = 0
+	socks4Version, socks5Version                        = 4, 5
+	socksAuthNone, socksAuthUserPass, socksNoAcceptable = 0x00, 0x02, 0xff
+	socksCmdConnect                                     = 1
+	socksAtypIPv4, socksAtypDomain, socksAtypIPv6       = 1, 3, 4
+	// SOCKS5 reply codes; SOCKS4 has one for success and one for any failure.
+	socksSucceeded, socksGeneralFailure                                          = 0, 1
+	socksNetUnreachable, socksHostUnreachable, socksConnRefused, socksTTLExpired = 3, 4, 5, 6
+	socksCmdNotSupported, socksAtypNotSupported                                  = 7, 8
+	socks4Granted, socks4Rejected                                                = 0x5a, 0x5b
+	socks4MaxUserID                                                              = 2 * 255 // what SOCKS5 can carry
 )
+
+// wire does the exact reads and writes of a handshake and keeps the first error, so that a
+// handshake is a list of steps with one check at the end. It never reads ahead. After an
+// error, reads give zero bytes (which end every loop and match no success) and writes do
+// nothing.
+type wire struct {
+	rw  io.ReadWriter
+	err error
+}
+
+// read returns the next n bytes.
+func (w *wire) read(n int) []byte {
+	b := make([]byte, n)
+	if w.err == nil {
+		_, w.err = io.ReadFull(w.rw, b)
+	}
+	return b
+}
+
+func (w *wire) u8() byte        { return w.read(1)[0] }
+func (w *wire) counted() []byte { return w.read(int(w.u8())) } // a length byte, then that many
+func (w *wire) write(b ...byte) { // all of b in one Write
+	if w.err == nil {
+		_, w.err = w.rw.Write(b)
+	}
+}
+
+// failf records an error unless one is recorded already.
+func (w *wire) failf(format string, a ...any) {
+	if w.err == nil {
+		w.err = fmt.Errorf(format, a...)
+	}
+}
+
+// untilNul reads up to a NUL, one byte at a time; more than max bytes before it is an error.
+func (w *wire) untilNul(max int) []byte {
+	var s []byte
+	for c := w.u8(); c != 0; c = w.u8() {
+		if len(s) == max {
+			w.failf("string longer than %d bytes", max)
+			break
+		}
+		s = append(s, c)
+	}
+	return s
+}
 
 // SocksConn is a connection from tor whose SOCKS request has been read but not yet answered.
 // The caller answers with Grant once the tunnel to Target is up, or with Reject.
@@ -52,272 +83,189 @@ type SocksConn struct {
 }
 
 // SocksHandshake reads one SOCKS5 (RFC 1928, with the arguments in RFC 1929 username and
-// password) or SOCKS4a CONNECT request from conn, within timeout (> 0; zero or less means no
-// limit). The deadline is cleared after success. A malformed request gets the protocol's error
-// reply where it has one, and an error; the caller then closes conn. Only the request's own
-// bytes are read. Called by the per-connection goroutine, never in the accept loop.
+// password) or SOCKS4a CONNECT request from conn within timeout (zero or less: no limit), and
+// clears the deadline after success. A malformed request gets the protocol's error reply
+// where it has one, and an error; the caller then closes conn. Only the request's own bytes
+// are read. Called by the per-connection goroutine, never in the accept loop.
 func SocksHandshake(conn net.Conn, timeout time.Duration) (*SocksConn, error) {
-	if timeout > 0 {
-		if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
-			return nil, err
-		}
-	}
 	c := &SocksConn{Conn: conn}
-	var b [1]byte
-	_, err := io.ReadFull(conn, b[:])
-	if err == nil {
-		c.version = b[0]
-		switch c.version {
-		case socks5Version:
-			err = c.socks5()
-		case socks4Version:
-			err = c.socks4()
-		default:
-			err = fmt.Errorf("unknown version %d", c.version)
-		}
+	w := &wire{rw: conn}
+	if timeout > 0 {
+		w.err = conn.SetDeadline(time.Now().Add(timeout))
 	}
-	if err != nil {
-		return nil, fmt.Errorf("pt: socks handshake: %w", err)
+	switch c.version = w.u8(); c.version {
+	case socks5Version:
+		c.socks5(w)
+	case socks4Version:
+		c.socks4(w)
+	default:
+		w.failf("unknown version %d", c.version)
 	}
-	if err := conn.SetDeadline(time.Time{}); err != nil {
-		return nil, err
+	if w.err == nil {
+		w.err = conn.SetDeadline(time.Time{})
+	}
+	if w.err != nil {
+		return nil, fmt.Errorf("pt: socks handshake: %w", w.err)
 	}
 	return c, nil
 }
 
-// socks5 reads the rest of a SOCKS5 greeting, the authentication and the request.
-func (c *SocksConn) socks5() error {
-	var buf [255]byte
-	methods, err := readCounted(c.Conn, buf[:])
-	if err != nil {
-		return err
-	}
+// socks5 reads the rest of the greeting, the authentication and the request.
+func (c *SocksConn) socks5(w *wire) {
+	methods := w.counted()
 	if len(methods) == 0 {
-		return errors.New("no authentication methods offered")
+		w.failf("no authentication methods offered")
+		return
 	}
-	// Username/password first: tor sends the arguments in it.
-	method := byte(socksNoAcceptable)
+	method := byte(socksNoAcceptable) // username/password first: tor sends the arguments in it
 	if bytes.IndexByte(methods, socksAuthUserPass) >= 0 {
 		method = socksAuthUserPass
 	} else if bytes.IndexByte(methods, socksAuthNone) >= 0 {
 		method = socksAuthNone
 	}
-	if _, err := c.Write([]byte{socks5Version, method}); err != nil {
-		return err
-	}
+	w.write(socks5Version, method)
 	switch method {
 	case socksNoAcceptable:
-		return errors.New("no acceptable authentication method")
+		w.failf("no acceptable authentication method")
+		return
 	case socksAuthNone:
 		c.Args = Args{}
-		return c.socks5Request()
-	}
-	args, err := c.userPass()
-	if err != nil {
-		return err
-	}
-	if c.Args, err = ParseClientArgs(args); err != nil {
-		c.Write([]byte{socksUserPassVer, socksUserPassFailure})
-		return err
-	}
-	if _, err := c.Write([]byte{socksUserPassVer, socksUserPassSucceeded}); err != nil {
-		return err
-	}
-	return c.socks5Request()
-}
-
-// userPass reads the RFC 1929 sub-negotiation and returns the argument string: the username,
-// followed by the password unless that is the single NUL byte tor sends when the arguments fit
-// in the username (pt-spec section 3.5). A malformed one gets a failure status.
-func (c *SocksConn) userPass() (string, error) {
-	var b [1]byte
-	var buf [255]byte
-	if _, err := io.ReadFull(c.Conn, b[:]); err != nil {
-		return "", err
-	}
-	if b[0] != socksUserPassVer {
-		c.Write([]byte{socksUserPassVer, socksUserPassFailure})
-		return "", fmt.Errorf("username/password version %d", b[0])
-	}
-	var args string
-	for _, field := range []string{"username", "password"} {
-		s, err := readCounted(c.Conn, buf[:])
+	case socksAuthUserPass:
+		// RFC 1929: VER 1, ULEN, UNAME, PLEN, PASSWD; the answer is VER 1 and a status, 0 for
+		// success. The arguments are the username followed by the password, unless that is the
+		// single NUL tor sends when they fit in the username.
+		if v := w.u8(); v != 1 {
+			w.write(1, 1)
+			w.failf("username/password version %d", v)
+			return
+		}
+		uname, passwd := w.counted(), w.counted()
+		args := string(uname)
+		if !bytes.Equal(passwd, []byte{0}) {
+			args += string(passwd)
+		}
+		var err error
+		c.Args, err = ParseClientArgs(args)
+		if len(uname) == 0 || len(passwd) == 0 {
+			err = errors.New("empty username or password")
+		}
 		if err != nil {
-			return "", err
+			w.write(1, 1)
+			w.failf("%w", err)
+			return
 		}
-		if len(s) == 0 {
-			c.Write([]byte{socksUserPassVer, socksUserPassFailure})
-			return "", fmt.Errorf("empty %s", field)
-		}
-		if field == "username" || !bytes.Equal(s, []byte{0}) {
-			args += string(s)
-		}
+		w.write(1, 0)
 	}
-	return args, nil
-}
-
-// socks5Request reads the request that follows authentication: VER CMD RSV ATYP DST.ADDR
-// DST.PORT.
-func (c *SocksConn) socks5Request() error {
-	var buf [255]byte
-	if _, err := io.ReadFull(c.Conn, buf[:4]); err != nil {
-		return err
-	}
-	ver, cmd, rsv, atyp := buf[0], buf[1], buf[2], buf[3]
-	switch {
-	case ver != socks5Version || rsv != 0:
-		c.reply(socksGeneralFailure)
-		return fmt.Errorf("bad request header % x", buf[:4])
-	case cmd != socksCmdConnect:
-		c.reply(socksCmdNotSupported)
-		return fmt.Errorf("command %d not supported", cmd)
-	}
+	// The request: VER CMD RSV ATYP DST.ADDR DST.PORT.
+	hdr := w.read(4)
 	var host string
-	var err error
-	switch atyp {
-	case socksAtypIPv4, socksAtypIPv6:
-		ip := buf[:net.IPv4len]
-		if atyp == socksAtypIPv6 {
-			ip = buf[:net.IPv6len]
-		}
-		if _, err := io.ReadFull(c.Conn, ip); err != nil {
-			return err
-		}
-		host = net.IP(ip).String()
-	case socksAtypDomain:
-		if host, err = c.domain(readCounted(c.Conn, buf[:])); err != nil {
-			return err
-		}
+	switch {
+	case w.err != nil:
+		return
+	case hdr[0] != socks5Version || hdr[2] != 0:
+		c.refusef(w, socksGeneralFailure, "bad request header % x", hdr)
+	case hdr[1] != socksCmdConnect:
+		c.refusef(w, socksCmdNotSupported, "command %d not supported", hdr[1])
+	case hdr[3] == socksAtypIPv4:
+		host = net.IP(w.read(net.IPv4len)).String()
+	case hdr[3] == socksAtypIPv6:
+		host = net.IP(w.read(net.IPv6len)).String()
+	case hdr[3] == socksAtypDomain:
+		host = c.domain(w, w.counted())
 	default:
-		c.reply(socksAtypNotSupported)
-		return fmt.Errorf("address type %d not supported", atyp)
+		c.refusef(w, socksAtypNotSupported, "address type %d not supported", hdr[3])
 	}
-	if _, err := io.ReadFull(c.Conn, buf[:2]); err != nil {
-		return err
-	}
-	c.Target = net.JoinHostPort(host, strconv.Itoa(int(buf[0])<<8|int(buf[1])))
-	return nil
+	port := w.read(2)
+	c.Target = net.JoinHostPort(host, strconv.Itoa(int(port[0])<<8|int(port[1])))
 }
 
 // socks4 reads the rest of a SOCKS4a request: CD DSTPORT DSTIP USERID NUL, and a domain name
-// with a NUL when DSTIP is 0.0.0.x with x != 0. The USERID carries the arguments.
-func (c *SocksConn) socks4() error {
-	var hdr [7]byte
-	if _, err := io.ReadFull(c.Conn, hdr[:]); err != nil {
-		return err
-	}
+// and NUL when DSTIP is 0.0.0.x with x != 0. The USERID carries the arguments.
+func (c *SocksConn) socks4(w *wire) {
+	hdr := w.read(7)
 	if hdr[0] != socksCmdConnect {
-		c.reply(socksGeneralFailure)
-		return fmt.Errorf("command %d not supported", hdr[0])
+		c.refusef(w, socksGeneralFailure, "command %d not supported", hdr[0])
+		return
 	}
-	var buf [socks4MaxUserID]byte
-	userID, err := readNulTerminated(c.Conn, buf[:])
-	if err != nil {
-		return err
+	var err error
+	if c.Args, err = ParseClientArgs(string(w.untilNul(socks4MaxUserID))); err != nil {
+		c.refusef(w, socksGeneralFailure, "%w", err)
+		return
 	}
-	if c.Args, err = ParseClientArgs(string(userID)); err != nil {
-		c.reply(socksGeneralFailure)
-		return err
-	}
-	ip := net.IP(hdr[3:7])
-	host := ip.String()
-	if ip[0] == 0 && ip[1] == 0 && ip[2] == 0 && ip[3] != 0 {
-		if host, err = c.domain(readNulTerminated(c.Conn, buf[:255])); err != nil {
-			return err
-		}
+	host := net.IP(hdr[3:7]).String()
+	if hdr[3] == 0 && hdr[4] == 0 && hdr[5] == 0 && hdr[6] != 0 {
+		host = c.domain(w, w.untilNul(255))
 	}
 	c.Target = net.JoinHostPort(host, strconv.Itoa(int(hdr[1])<<8|int(hdr[2])))
-	return nil
 }
 
-// domain takes a requested name as read, with the read's error. It refuses, with a general
-// failure reply, a name that cannot be a host: empty, or with a byte that is not printable
-// ASCII, or a bracket (which would make "host:port" ambiguous).
-func (c *SocksConn) domain(name []byte, err error) (string, error) {
-	if err != nil {
-		return "", err
-	}
-	if len(name) == 0 {
-		err = errors.New("empty domain name")
-	}
+// domain refuses a requested name that cannot be a host: empty, or with a byte that is not
+// printable ASCII or is a bracket (which would make "host:port" ambiguous).
+func (c *SocksConn) domain(w *wire, name []byte) string {
+	ok := len(name) > 0
 	for _, b := range name {
-		if b <= ' ' || b >= 0x7f || b == '[' || b == ']' {
-			err = fmt.Errorf("byte %#x in domain name", b)
-		}
+		ok = ok && b > ' ' && b < 0x7f && b != '[' && b != ']'
 	}
-	if err != nil {
-		c.reply(socksGeneralFailure)
-		return "", err
+	if !ok {
+		c.refusef(w, socksGeneralFailure, "bad domain name %q", name)
 	}
-	return string(name), nil
+	return string(name)
 }
 
-// readCounted reads a length byte and that many bytes into buf (255 bytes long).
-func readCounted(r io.Reader, buf []byte) ([]byte, error) {
-	if _, err := io.ReadFull(r, buf[:1]); err != nil {
-		return nil, err
-	}
-	s := buf[:buf[0]]
-	_, err := io.ReadFull(r, s)
-	return s, err
-}
-
-// readNulTerminated reads bytes up to a NUL, one at a time so that nothing after the NUL is
-// consumed. More than len(buf) bytes before the NUL is an error.
-func readNulTerminated(r io.Reader, buf []byte) ([]byte, error) {
-	var b [1]byte
-	for n := 0; ; n++ {
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return nil, err
-		}
-		if b[0] == 0 {
-			return buf[:n], nil
-		}
-		if n == len(buf) {
-			return nil, fmt.Errorf("string longer than %d bytes", len(buf))
-		}
-		buf[n] = b[0]
-	}
+// refusef sends the failure reply with code and records the error.
+func (c *SocksConn) refusef(w *wire, code byte, format string, a ...any) {
+	w.write(c.replyFor(code)...)
+	w.failf(format, a...)
 }
 
 // Grant sends the success reply (bound address 0.0.0.0:0). Data may flow afterwards.
 func (c *SocksConn) Grant() error {
-	return c.reply(socksSucceeded)
-}
-
-// Reject sends a failure reply with the code that fits err: connection refused, network or host
-// unreachable, TTL expired for a timeout, else general failure (SOCKS4a has a single failure
-// code). The caller closes the connection afterwards.
-func (c *SocksConn) Reject(err error) error {
-	return c.reply(socksReplyCode(err))
-}
-
-// reply writes a SOCKS5 reply with code, or the SOCKS4 reply that matches it.
-func (c *SocksConn) reply(code byte) error {
-	b := []byte{socks5Version, code, 0, socksAtypIPv4, 0, 0, 0, 0, 0, 0}
-	if c.version == socks4Version {
-		b = []byte{0, socks4Granted, 0, 0, 0, 0, 0, 0} // VN CD DSTPORT DSTIP
-		if code != socksSucceeded {
-			b[1] = socks4Rejected
-		}
-	}
-	_, err := c.Write(b)
+	_, err := c.Write(c.replyFor(socksSucceeded))
 	return err
+}
+
+// Reject sends a failure reply with the code that fits err: connection refused, network or
+// host unreachable, TTL expired for a timeout, else general failure (SOCKS4a has a single
+// failure code). The caller closes the connection afterwards.
+func (c *SocksConn) Reject(err error) error {
+	_, err = c.Write(c.replyFor(socksReplyCode(err)))
+	return err
+}
+
+// replyFor is the reply with code: SOCKS5 VER REP RSV ATYP BND.ADDR BND.PORT, or
+// SOCKS4 VN CD DSTPORT DSTIP.
+func (c *SocksConn) replyFor(code byte) []byte {
+	if c.version != socks4Version {
+		return []byte{socks5Version, code, 0, socksAtypIPv4, 0, 0, 0, 0, 0, 0}
+	}
+	cd := byte(socks4Granted)
+	if code != socksSucceeded {
+		cd = socks4Rejected
+	}
+	return []byte{0, cd, 0, 0, 0, 0, 0, 0}
+}
+
+// socks5Causes maps SOCKS5 failure codes to the errors they stand for.
+func socks5Causes() map[byte]error {
+	return map[byte]error{
+		socksNetUnreachable:  syscall.ENETUNREACH,
+		socksHostUnreachable: syscall.EHOSTUNREACH,
+		socksConnRefused:     syscall.ECONNREFUSED,
+		socksTTLExpired:      os.ErrDeadlineExceeded,
+	}
 }
 
 // socksReplyCode is the SOCKS5 failure code that fits err.
 func socksReplyCode(err error) byte {
+	for code, cause := range socks5Causes() {
+		if errors.Is(err, cause) {
+			return code
+		}
+	}
 	var netErr net.Error
 	var dnsErr *net.DNSError
 	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return socksConnRefused
-	case errors.Is(err, syscall.ENETUNREACH):
-		return socksNetUnreachable
-	case errors.Is(err, syscall.EHOSTUNREACH):
-		return socksHostUnreachable
-	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded),
-		errors.As(err, &netErr) && netErr.Timeout():
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return socksTTLExpired
 	case errors.As(err, &dnsErr):
 		return socksHostUnreachable

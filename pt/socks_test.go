@@ -29,6 +29,14 @@ func (c *bufConn) SetDeadline(t time.Time) error      { return nil }
 func (c *bufConn) SetReadDeadline(t time.Time) error  { return nil }
 func (c *bufConn) SetWriteDeadline(t time.Time) error { return nil }
 
+// proxyAnswer is a peer that answers with what r gives and swallows what it is sent.
+func proxyAnswer(r io.Reader) io.ReadWriter {
+	return struct {
+		io.Reader
+		io.Writer
+	}{r, io.Discard}
+}
+
 func cat(parts ...string) []byte { return []byte(strings.Join(parts, "")) }
 
 // The request tor sends for a bridge at 192.0.2.1:443 with the argument "a=b".
