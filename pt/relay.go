@@ -1,21 +1,18 @@
 package pt
 
 import (
+	"cmp"
 	"errors"
 	"io"
 	"net"
 	"sync"
 )
 
-// Buffer sizes of the copy loop. A direction waiting for data holds only a small buffer, so
-// that thousands of idle tunnels cost little memory; it borrows a large one while data flows.
-const (
-	smallBufSize = 2 << 10
-	largeBufSize = 32 << 10
-)
+// Buffers of the copy loop. A direction waiting for data holds only a small buffer, so that
+// thousands of idle tunnels cost little memory; it borrows a large one while data flows. The
+// pools are the only package-level variables that change: a sync.Pool is a cache, not state.
+const smallBufSize, largeBufSize = 2 << 10, 32 << 10
 
-// The buffer pools. They are the only package-level variables that change: sync.Pool is safe
-// for concurrent use and its content is a cache, not state.
 var (
 	smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBufSize); return &b }}
 	largeBufs = sync.Pool{New: func() any { b := make([]byte, largeBufSize); return &b }}
@@ -29,35 +26,33 @@ var (
 func Relay(a, b net.Conn) (aToB, bToA int64, err error) {
 	var mu sync.Mutex
 	closed := false // both conns closed, or one closed fully because it has no CloseWrite
-	finish := func(dst net.Conn, rerr error) {
+	run := func(dst, src net.Conn, n *int64) {
+		var rerr error
+		*n, rerr = pump(dst, src)
 		mu.Lock()
 		defer mu.Unlock()
-		if errors.Is(rerr, io.EOF) {
-			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-				_ = cw.CloseWrite()
-				return
-			}
+		cw, canCloseWrite := dst.(interface{ CloseWrite() error })
+		switch {
+		case errors.Is(rerr, io.EOF) && canCloseWrite:
+			_ = cw.CloseWrite()
+		case errors.Is(rerr, io.EOF):
 			_ = dst.Close()
 			closed = true
-			return
+		default:
+			if !closed {
+				err = rerr
+			}
+			closed = true
+			_ = a.Close()
+			_ = b.Close()
 		}
-		if !closed && err == nil {
-			err = rerr
-		}
-		closed = true
-		_ = a.Close()
-		_ = b.Close()
 	}
 	done := make(chan struct{})
 	go func() {
-		var e error
-		aToB, e = pump(b, a)
-		finish(b, e)
+		run(b, a, &aToB)
 		close(done)
 	}()
-	var e error
-	bToA, e = pump(a, b)
-	finish(a, e)
+	run(a, b, &bToA)
 	<-done
 	_ = a.Close()
 	_ = b.Close()
@@ -70,10 +65,9 @@ func Relay(a, b net.Conn) (aToB, bToA int64, err error) {
 // to a large pooled buffer, which it gives back after the first read that does not fill it (the
 // next read may block, and an idle direction must not hold 32 KiB).
 func pump(dst, src net.Conn) (int64, error) {
-	small := smallBufs.Get().(*[]byte)
-	defer smallBufs.Put(small)
-	var large *[]byte
+	small, large := smallBufs.Get().(*[]byte), (*[]byte)(nil)
 	defer func() {
+		smallBufs.Put(small)
 		if large != nil {
 			largeBufs.Put(large)
 		}
@@ -88,11 +82,8 @@ func pump(dst, src net.Conn) (int64, error) {
 		if n > 0 {
 			w, werr := dst.Write(buf[:n])
 			total += int64(w)
-			if werr == nil && w < n {
-				werr = io.ErrShortWrite
-			}
-			if werr != nil {
-				return total, werr
+			if werr != nil || w < n {
+				return total, cmp.Or(werr, io.ErrShortWrite)
 			}
 		}
 		if rerr != nil {
