@@ -64,6 +64,7 @@ func startProgram(t *testing.T, name string, env, args []string) (string, *child
 // for one socket.
 type pageResult struct {
 	Protocol, Extensions *string
+	Pong                 bool // node/client.js: our server answered its Ping
 	Sizes                []int
 	OK                   bool
 	Error                string
@@ -441,14 +442,14 @@ func TestInteropNodeClient(t *testing.T) {
 				t.Fatalf("node client.js: %v %v\n%s", err, jerr, out)
 			}
 			want := map[string]string{"binary": "", "base64": "base64"}[mode]
-			if !r.OK || r.Protocol == nil || *r.Protocol != want || r.Extensions == nil || *r.Extensions != "" ||
+			if !r.OK || !r.Pong || r.Protocol == nil || *r.Protocol != want || r.Extensions == nil || *r.Extensions != "" ||
 				fmt.Sprint(r.Sizes) != "[1 1024 65536 1048576]" {
 				t.Fatalf("node client.js: %s", out)
 			}
 			if (mode == "base64") != (r.Text > 0) || (mode == "base64") == (r.Binary > 0) {
 				t.Errorf("node received %d text and %d binary messages in %s mode", r.Text, r.Binary, mode)
 			}
-			t.Logf("node ws client, %s: protocol %q, no extension (permessage-deflate declined); %d messages sent, %d binary + %d text received; sizes %v echoed identical",
+			t.Logf("node ws client, %s: protocol %q, no extension (permessage-deflate declined), Ping answered; %d messages sent, %d binary + %d text received; sizes %v echoed identical",
 				mode, *r.Protocol, r.Sent, r.Binary, r.Text, r.Sizes)
 		})
 	}
@@ -461,8 +462,8 @@ func lastLine(s string) string {
 
 // nodeClose is what node/server.js prints when a connection closes.
 type nodeClose struct {
-	Event, Protocol, Offered, Error string
-	Text, Binary, Bytes, Code       int
+	Event, Protocol, Offered, Error  string
+	Text, Binary, Bytes, Pongs, Code int
 }
 
 // TestInteropNodeServer: websocket-client against node's ws as a server.
@@ -503,11 +504,14 @@ func TestInteropNodeServer(t *testing.T) {
 			if (mode == "base64") != (r.Text > 0) || (mode == "base64") == (r.Binary > 0) {
 				t.Errorf("node received %d text and %d binary messages in %s mode", r.Text, r.Binary, mode)
 			}
+			if r.Pongs != 1 {
+				t.Errorf("node's Ping got %d Pongs, want 1", r.Pongs)
+			}
 			if r.Code != ws.CloseNormal {
 				t.Errorf("our client closed with %d, want 1000", r.Code)
 			}
-			t.Logf("websocket-client → node ws server, %s: offered %q, negotiated %q; %d bytes each way, SHA-256 %s... identical; node got %d binary + %d text messages; close %d",
-				mode, r.Offered, r.Protocol, n, sum, r.Binary, r.Text, r.Code)
+			t.Logf("websocket-client → node ws server, %s: offered %q, negotiated %q; %d bytes each way, SHA-256 %s... identical; node got %d binary + %d text messages, %d Pong; close %d",
+				mode, r.Offered, r.Protocol, n, sum, r.Binary, r.Text, r.Pongs, r.Code)
 		})
 	}
 }

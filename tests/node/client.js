@@ -11,7 +11,8 @@ const WebSocket = require("ws");
 const [url, mode] = process.argv.slice(2);
 const base64 = mode === "base64";
 const SIZES = [1, 1024, 64 * 1024, 1024 * 1024];
-const r = { url, mode, protocol: null, extensions: null, sizes: [], sent: 0, text: 0, binary: 0, ok: false, error: "" };
+const r = { url, mode, protocol: null, extensions: null, pong: false, sizes: [], sent: 0, text: 0, binary: 0,
+  ok: false, error: "" };
 
 function finish(err) {
   if (err) r.error = String(err.message || err);
@@ -52,6 +53,11 @@ ws.on("open", async () => {
   r.extensions = ws.extensions; // ws offers permessage-deflate: the server must decline
   try {
     if (ws.protocol !== (base64 ? "base64" : "")) throw new Error("protocol is '" + ws.protocol + "'");
+    // A Ping must come back as a Pong with the same payload.
+    const payload = crypto.randomBytes(16);
+    const pong = new Promise((resolve) => ws.once("pong", resolve));
+    ws.ping(payload);
+    r.pong = (await pong).equals(payload);
     for (const size of SIZES) {
       const data = crypto.randomBytes(size);
       const got = await exchange(ws, data, Math.max(1, Math.min(Math.ceil(size / 4), 48 * 1024)));

@@ -19,7 +19,11 @@ wss.on("listening", () => console.log(JSON.stringify({ event: "listening", port 
 wss.on("connection", (ws, req) => {
   const base64 = ws.protocol === "base64";
   const st = { event: "close", protocol: ws.protocol, offered: req.headers["sec-websocket-protocol"] || "",
-    text: 0, binary: 0, bytes: 0, error: "" };
+    text: 0, binary: 0, bytes: 0, pongs: 0, error: "" };
+  // A Ping must come back as a Pong with the same payload.
+  const payload = Buffer.from("interop ping");
+  ws.on("pong", (data) => { if (data.equals(payload)) st.pongs++; });
+  ws.ping(payload);
   ws.on("message", (data, isBinary) => {
     if (isBinary) st.binary++; else st.text++;
     if (isBinary === base64) {
