@@ -75,7 +75,11 @@ func (s torSide) serve(conn net.Conn) error {
 	if _, err := io.WriteString(conn, s.reply); err != nil || !strings.HasSuffix(s.reply, "\x10\x00\x00\x00") {
 		return err
 	}
-	// The Tor stream: "ping" then the PT's half-close; "pong" back.
+	return pong(conn)
+}
+
+// pong plays the far end of a stream: it expects "ping" and the half-close, and answers "pong".
+func pong(conn net.Conn) error {
 	data, err := io.ReadAll(conn)
 	if err != nil || string(data) != "ping" {
 		return fmt.Errorf("stream read %q, %v", data, err)
@@ -84,9 +88,9 @@ func (s torSide) serve(conn net.Conn) error {
 	return err
 }
 
-// fakeTor listens on loopback and runs serve on each connection, sending its result on the
+// fakePeer listens on loopback and runs serve on each connection, sending its result on the
 // channel.
-func fakeTor(t *testing.T, serve func(net.Conn) error) (*net.TCPAddr, <-chan error) {
+func fakePeer(t *testing.T, serve func(net.Conn) error) (*net.TCPAddr, <-chan error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +186,7 @@ func TestDialOrExtended(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "cookie")
 			writeCookie(t, path, cookieA)
-			addr, torResult := fakeTor(t, tc.tor.serve)
+			addr, torResult := fakePeer(t, tc.tor.serve)
 			info := &ServerInfo{ExtendedOrAddr: addr, AuthCookieFile: path}
 			err, torErr := dialOrCheck(t, info, tc.clientAddr, torResult)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
@@ -199,7 +203,7 @@ func TestDialOrExtended(t *testing.T) {
 func TestDialOrWrongCookieSendsNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cookie")
 	writeCookie(t, path, cookieA)
-	addr, torResult := fakeTor(t, torSide{cookieB, "\x01\x00", 1, cmdsV4, okay}.serve)
+	addr, torResult := fakePeer(t, torSide{cookieB, "\x01\x00", 1, cmdsV4, okay}.serve)
 	if _, err := DialOr(&ServerInfo{ExtendedOrAddr: addr, AuthCookieFile: path}, "", "websocket"); err == nil {
 		t.Fatal("no error")
 	}
@@ -213,7 +217,7 @@ func TestDialOrTooManyUnknownReplies(t *testing.T) {
 	writeCookie(t, path, cookieA)
 	for _, n := range []int{extOrMaxIgnored, extOrMaxIgnored + 1} {
 		reply := strings.Repeat("\x00\x03\x00\x00", n) + okay // n unknown commands, then OKAY
-		addr, torResult := fakeTor(t, torSide{cookieA, "\x01\x00", 1, cmdsV4, reply}.serve)
+		addr, torResult := fakePeer(t, torSide{cookieA, "\x01\x00", 1, cmdsV4, reply}.serve)
 		info := &ServerInfo{ExtendedOrAddr: addr, AuthCookieFile: path}
 		err, torErr := dialOrCheck(t, info, "203.0.113.5:4321", torResult)
 		if n > extOrMaxIgnored && err == nil || n <= extOrMaxIgnored && (err != nil || torErr != nil) {
@@ -226,7 +230,7 @@ func TestDialOrTooManyUnknownReplies(t *testing.T) {
 func TestDialOrSilentTor(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cookie")
 	writeCookie(t, path, cookieA)
-	addr, torResult := fakeTor(t, func(conn net.Conn) error {
+	addr, torResult := fakePeer(t, func(conn net.Conn) error {
 		_, err := io.Copy(io.Discard, conn) // until the PT gives up
 		return err
 	})
@@ -244,7 +248,7 @@ func TestDialOrRereadsCookie(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cookie")
 	for _, c := range [][]byte{cookieA, cookieB} {
 		writeCookie(t, path, c)
-		addr, torResult := fakeTor(t, torSide{c, "\x01\x00", 1, cmdsV4, okay}.serve)
+		addr, torResult := fakePeer(t, torSide{c, "\x01\x00", 1, cmdsV4, okay}.serve)
 		info := &ServerInfo{ExtendedOrAddr: addr, AuthCookieFile: path}
 		if err, torErr := dialOrCheck(t, info, "203.0.113.5:4321", torResult); err != nil || torErr != nil {
 			t.Fatalf("%v; tor: %v", err, torErr)
@@ -262,7 +266,7 @@ func TestDialOrBadCookieFile(t *testing.T) {
 		"empty":      "",
 	}
 	// No connection may be made: the listener must see none.
-	addr, torResult := fakeTor(t, func(net.Conn) error { return errors.New("connected") })
+	addr, torResult := fakePeer(t, func(net.Conn) error { return errors.New("connected") })
 	for name, content := range files {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -284,14 +288,7 @@ func TestDialOrBadCookieFile(t *testing.T) {
 
 // Without an Extended ORPort the connection goes to the ORPort and carries only the stream.
 func TestDialOrPlain(t *testing.T) {
-	addr, torResult := fakeTor(t, func(conn net.Conn) error {
-		data, err := io.ReadAll(conn)
-		if err != nil || string(data) != "ping" {
-			return fmt.Errorf("ORPort read %q, %v", data, err)
-		}
-		_, err = io.WriteString(conn, "pong")
-		return err
-	})
+	addr, torResult := fakePeer(t, pong) // the ORPort: nothing but the stream
 	if err, torErr := dialOrCheck(t, &ServerInfo{OrAddr: addr}, "203.0.113.5:4321", torResult); err != nil || torErr != nil {
 		t.Fatalf("%v; tor: %v", err, torErr)
 	}
