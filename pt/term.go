@@ -58,8 +58,8 @@ func monitor(sigs <-chan os.Signal, stopSignals func(), stdin io.Reader, exitOnS
 			t.fireNow()
 		}()
 	}
+	ppid := getppid() // read now: the parent must not change before we look
 	go func() {
-		ppid := getppid()
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
