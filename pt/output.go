@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -28,13 +29,7 @@ func NewOutput(w io.Writer) *Output { return &Output{w: w} }
 // line writes the non-empty parts joined by spaces and a newline in one Write, and returns the
 // line without its newline.
 func (o *Output) line(parts ...string) string {
-	var words []string
-	for _, p := range parts {
-		if p != "" {
-			words = append(words, p)
-		}
-	}
-	s := strings.Join(words, " ")
+	s := strings.Join(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), " ")
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	_, _ = io.WriteString(o.w, s+"\n")
