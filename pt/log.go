@@ -24,7 +24,7 @@ type Logger struct {
 	out    *Output
 	mu     sync.Mutex // serializes writes to w
 	w      io.Writer
-	min    int
+	limit  int // levelIndex of the least severe level logged
 	unsafe bool
 }
 
@@ -32,18 +32,18 @@ type Logger struct {
 // to w, or LOG lines through out when w is nil. Messages less severe than minLevel ("error",
 // "warning", "notice", "info" or "debug") are dropped. With unsafe set, addresses are kept.
 func NewLogger(out *Output, w io.Writer, minLevel string, unsafe bool) (*Logger, error) {
-	min := levelIndex(minLevel)
-	if min < 0 {
+	limit := levelIndex(minLevel)
+	if limit < 0 {
 		return nil, fmt.Errorf("unknown log level %q (want error, warning, notice, info or debug)", minLevel)
 	}
 	if w == nil && out == nil {
 		return nil, errors.New("logger needs a writer or an Output")
 	}
-	return &Logger{out: out, w: w, min: min, unsafe: unsafe}, nil
+	return &Logger{out: out, w: w, limit: limit, unsafe: unsafe}, nil
 }
 
 func (l *Logger) logf(level string, format string, a ...any) {
-	if levelIndex(level) > l.min {
+	if levelIndex(level) > l.limit {
 		return
 	}
 	msg := fmt.Sprintf(format, a...)
