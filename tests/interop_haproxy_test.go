@@ -127,8 +127,7 @@ func torHAProxyScaleOut(t *testing.T, tn *torNetwork, bridgeDebug string) {
 	if ha.exited() {
 		t.Error("haproxy exited")
 	}
-	torCheckLogLines(t, c.infoLog(), program("websocket-client"))
-	torCheckWarnings(t, "the client's tor", c.infoLog())
+	torCheckTransport(t, c.infoLog(), program("websocket-client"))
 	c.proc.stop()
 	ha.stop()
 	if !insts[1-victim].stop() {

@@ -474,21 +474,5 @@ func (tn *torNetwork) torStartClient(t *testing.T, name string, extra ...string)
 	return c
 }
 
-// torWarnings returns tor's [warn] and [err] lines in logPath that concern a managed proxy or
-// a line tor could not parse.
-func torWarnings(logPath string) []string {
-	var bad []string
-	for _, line := range append(torLines(logPath, "[warn]"), torLines(logPath, "[err]")...) {
-		l := strings.ToLower(line)
-		for _, s := range []string{"managed proxy", "malformed", "unknown", "websocket-"} {
-			if strings.Contains(l, s) {
-				bad = append(bad, line)
-				break
-			}
-		}
-	}
-	return bad
-}
-
 // torCount counts the lines of a file that contain sub.
 func torCount(path, sub string) int { return len(torLines(path, sub)) }

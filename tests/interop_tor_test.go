@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -52,8 +53,7 @@ func TestTorNetwork(t *testing.T) {
 	t.Run("ManagedClient", func(t *testing.T) { torManagedClient(t, tn, ptPort, bridgeDebug) })
 	t.Run("HAProxy", func(t *testing.T) { torHAProxyScaleOut(t, tn, bridgeDebug) })
 
-	torCheckLogLines(t, filepath.Join(logs, "bridge-info.log"), server)
-	torCheckWarnings(t, "the bridge's tor", tn.bridge.noticeLog(), filepath.Join(logs, "bridge-info.log"))
+	torCheckTransport(t, filepath.Join(logs, "bridge-info.log"), server)
 	// tor stops its transports: closes their stdin, then SIGTERM.
 	tn.bridge.proc.stop()
 	if !torWaitFor(10*time.Second, func() bool { return len(torProcessesOf(server)) == 0 }) {
@@ -87,7 +87,6 @@ func torManagedClient(t *testing.T, tn *torNetwork, ptPort int, bridgeDebug stri
 	if torCount(c.infoLog(), "Successfully registered transport websocket") == 0 {
 		t.Error("the client's tor did not log \"Successfully registered transport websocket\"")
 	}
-	torCheckWarnings(t, "the client's tor", c.infoLog())
 	// The bridge's tor logs these two lines for each Extended ORPort connection that passed
 	// SAFE_COOKIE authentication and ended its commands with DONE: only a transport connects
 	// there, so they show that websocket-server carried the client's connection.
@@ -97,7 +96,7 @@ func torManagedClient(t *testing.T, tn *torNetwork, ptPort int, bridgeDebug stri
 	} else {
 		t.Logf("bridge: %d Extended ORPort connection(s) authenticated with SAFE_COOKIE during this client's run", extOR)
 	}
-	torCheckLogLines(t, c.infoLog(), client)
+	torCheckTransport(t, c.infoLog(), client)
 
 	// tor stops its transport: websocket-client must exit with it.
 	c.proc.stop()
@@ -112,32 +111,48 @@ func torManagedClient(t *testing.T, tn *torNetwork, ptPort int, bridgeDebug stri
 	}
 }
 
-// torCheckLogLines finds in tor's log what the managed transport at path sent as LOG lines
-// (tor shows them as `Managed proxy "path": message`): there must be some, and no address
-// in them, since the program runs without -unsafe-logging.
-func torCheckLogLines(t *testing.T, torLog, path string) {
+// torCheckTransport checks, in tor's info-level log, what the managed transport at path
+// wrote on its stdout (tor logs every line it gets: "Got a line from managed proxy"): each
+// line must be one that pt-spec.txt defines, well formed, and no LOG message may carry an
+// address (the program runs without -unsafe-logging). Nor may tor have complained about a
+// managed proxy, at warn or err level, or about an unknown line (at notice).
+func torCheckTransport(t *testing.T, torLog, path string) {
 	t.Helper()
-	lines := torLines(torLog, `Managed proxy "`+path+`": `)
-	if len(lines) == 0 {
-		t.Errorf("no LOG line of %s in tor's log %s", filepath.Base(path), torLog)
-		return
-	}
-	for _, line := range lines {
-		if strings.Contains(line, "127.0.0.1") {
-			t.Errorf("%s logged an address: %s", filepath.Base(path), line)
+	const quoted = `"(?:[^"\\]|\\.)*"`
+	valid := regexp.MustCompile(`^(?:VERSION 1|CMETHODS DONE|SMETHODS DONE` +
+		`|CMETHOD websocket socks[45] 127\.0\.0\.1:\d+|SMETHOD websocket 127\.0\.0\.1:\d+(?: ARGS:\S+)?` +
+		`|LOG SEVERITY=(?:error|warning|notice|info|debug) MESSAGE=` + quoted +
+		`|STATUS (?:TRANSPORT=websocket|TYPE=version)(?: \w+=(?:` + quoted + `|[^ "]+))+)$`)
+	prefix := "Got a line from managed proxy '" + path + "': ("
+	kinds := map[string]int{}
+	for _, line := range torLines(torLog, prefix) {
+		out := strings.TrimSuffix(line[strings.Index(line, prefix)+len(prefix):], ")")
+		switch {
+		case !valid.MatchString(out):
+			t.Errorf("%s wrote a line that pt-spec.txt does not define, or malformed: %q", filepath.Base(path), out)
+		case strings.HasPrefix(out, "LOG ") && strings.Contains(out, "127.0.0.1"):
+			t.Errorf("%s logged an address: %q", filepath.Base(path), out)
+		}
+		if f := strings.Fields(out); len(f) > 0 {
+			kinds[f[0]]++
 		}
 	}
-	t.Logf("%s: %d LOG line(s) in tor's log, none with an address, e.g. %s",
-		filepath.Base(path), len(lines), lines[0])
-}
-
-// torCheckWarnings fails the test if a tor log has a [warn] or [err] line about a managed
-// proxy or a line tor could not parse.
-func torCheckWarnings(t *testing.T, who string, logs ...string) {
-	t.Helper()
-	for _, log := range logs {
-		if w := torWarnings(log); len(w) > 0 {
-			t.Errorf("%s warned about a managed proxy or a line it could not parse:\n%s", who, strings.Join(w, "\n"))
+	if kinds["VERSION"] != 1 || kinds["CMETHODS"]+kinds["SMETHODS"] != 1 {
+		t.Errorf("tor did not get VERSION and one (C|S)METHODS DONE from %s: %v", filepath.Base(path), kinds)
+	}
+	var complaints []string
+	for _, line := range torLines(torLog) {
+		l := strings.ToLower(line)
+		serious := strings.Contains(line, "[warn]") || strings.Contains(line, "[err]")
+		for _, s := range []string{"managed proxy", "malformed", "unknown", "websocket-"} {
+			if serious && strings.Contains(l, s) || strings.Contains(l, "unknown line received by managed proxy") {
+				complaints = append(complaints, line)
+				break
+			}
 		}
 	}
+	if len(complaints) > 0 {
+		t.Errorf("tor complained about a managed proxy:\n%s", strings.Join(complaints, "\n"))
+	}
+	t.Logf("%s wrote these lines to tor: %v", filepath.Base(path), kinds)
 }
