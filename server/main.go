@@ -244,8 +244,11 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, st *stats) (*http
 			}
 		}
 	}
-	if (s.opt.tlsCert == "") != (s.opt.tlsKey == "") {
+	switch {
+	case (s.opt.tlsCert == "") != (s.opt.tlsKey == ""):
 		return nil, nil, errors.New("tls-cert and tls-key go together")
+	case s.opt.handshakeTimeout <= 0:
+		return nil, nil, errors.New("handshake-timeout must be positive")
 	}
 	var tlsConfig *tls.Config
 	if s.opt.tlsCert != "" {

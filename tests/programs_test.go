@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -574,4 +575,82 @@ func TestCommandLine(t *testing.T) {
 			t.Errorf("%s %v: a usage error writes to stdout: %q", tc.program, tc.args, stdout.String())
 		}
 	}
+}
+
+// TestProxy checks TOR_PT_PROXY: websocket-client answers PROXY DONE and reaches the bridge
+// through the proxy.
+func TestProxy(t *testing.T) {
+	proxy, targets := socksProxy(t)
+	or, server, _ := tunnel(t)
+	client := startProc(t, "websocket-client", clientEnv(t, "TOR_PT_PROXY=socks5://"+proxy), "-log-level", "debug")
+	if !strings.Contains(client.output(), "\nPROXY DONE\n") {
+		t.Errorf("no PROXY DONE line:\n%s", client.output())
+	}
+	conn, code := socks5(t, client.addr, server.addr, "")
+	if code != 0 {
+		t.Fatalf("SOCKS reply %d", code)
+	}
+	select {
+	case target := <-targets:
+		if target != server.addr {
+			t.Errorf("the proxy was asked for %s, want %s", target, server.addr)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("the proxy saw no request")
+	}
+	oc := or.next(t)
+	conn.Write([]byte("via proxy"))
+	buf := make([]byte, 9)
+	if _, err := io.ReadFull(oc, buf); err != nil || string(buf) != "via proxy" {
+		t.Errorf("ORPort read %q, %v", buf, err)
+	}
+}
+
+// socksProxy is a minimal SOCKS5 proxy (no authentication, CONNECT to an IPv4 address) standing
+// for tor's TOR_PT_PROXY. It sends each target it is asked for on targets.
+func socksProxy(t *testing.T) (addr string, targets chan string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	targets = make(chan string, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				// Greeting: version 5, NMETHODS, METHODS; answer version 5, method 0 (none).
+				b := make([]byte, 255)
+				if _, err := io.ReadFull(c, b[:2]); err != nil || b[0] != 5 {
+					return
+				}
+				if _, err := io.ReadFull(c, b[:b[1]]); err != nil {
+					return
+				}
+				c.Write([]byte{5, 0})
+				// Request: version 5, CONNECT 1, reserved, ATYP 1, IPv4 address, port.
+				if _, err := io.ReadFull(c, b[:10]); err != nil || !bytes.Equal(b[:4], []byte{5, 1, 0, 1}) {
+					t.Errorf("proxy request % x", b[:10])
+					return
+				}
+				target := net.JoinHostPort(net.IP(b[4:8]).String(), fmt.Sprint(int(b[8])<<8|int(b[9])))
+				targets <- target
+				d, err := net.Dial("tcp", target)
+				if err != nil {
+					c.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0})
+					return
+				}
+				defer d.Close()
+				// Reply: version 5, succeeded, reserved, ATYP 1, bound address 0.0.0.0:0.
+				c.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, 0, 0})
+				go io.Copy(d, c)
+				io.Copy(c, d)
+			}()
+		}
+	}()
+	return ln.Addr().String(), targets
 }
