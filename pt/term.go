@@ -27,31 +27,11 @@ func MonitorTermination(stdin io.Reader, exitOnStdinClose bool) *Termination {
 }
 
 // monitor is MonitorTermination with its sources injected: the signal channel and the function
-// that stops it, stdin, and getppid polled every interval. All its goroutines end once Now is
-// closed, except the one reading stdin, which ends at stdin's EOF or error.
+// that stops it, stdin, and getppid polled every interval. Its watching goroutine ends once Now
+// is closed; the one reading stdin ends at stdin's EOF or error.
 func monitor(sigs <-chan os.Signal, stopSignals func(), stdin io.Reader, exitOnStdinClose bool,
 	getppid func() int, interval time.Duration) *Termination {
 	t := &Termination{stop: make(chan struct{}), now: make(chan struct{})}
-	go func() {
-		defer stopSignals()
-		interrupts := 0
-		for {
-			select {
-			case <-t.now:
-				return
-			case sig := <-sigs:
-				if sig != syscall.SIGINT {
-					t.fireNow()
-					return
-				}
-				t.fireStop()
-				if interrupts++; interrupts == 2 {
-					t.fireNow()
-					return
-				}
-			}
-		}
-	}()
 	if exitOnStdinClose && stdin != nil {
 		go func() {
 			_, _ = io.Copy(io.Discard, stdin) // tor writes nothing; we wait for EOF
@@ -60,8 +40,10 @@ func monitor(sigs <-chan os.Signal, stopSignals func(), stdin io.Reader, exitOnS
 	}
 	ppid := getppid() // read now: the parent must not change before we look
 	go func() {
+		defer stopSignals()
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
+		interrupts := 0
 		for {
 			select {
 			case <-t.now:
@@ -69,7 +51,14 @@ func monitor(sigs <-chan os.Signal, stopSignals func(), stdin io.Reader, exitOnS
 			case <-tick.C:
 				if getppid() != ppid {
 					t.fireNow()
-					return
+				}
+			case sig := <-sigs:
+				if sig == syscall.SIGINT {
+					interrupts++
+				}
+				t.fireStop()
+				if sig != syscall.SIGINT || interrupts == 2 {
+					t.fireNow()
 				}
 			}
 		}
