@@ -192,6 +192,10 @@ func TestDialProxy(t *testing.T) {
 			{httpRequest, "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-A: b\r\n", 1200)},
 		}, "", "too long", 0},
 		{"http target with a newline", "http://H", "a\r\nb:443", nil, "", "bad target", 0},
+		{"port out of range", "socks5://H", "192.0.2.1:65536", nil, "", "bad port", 0},
+		{"no port", "http://H", "192.0.2.1", nil, "", "missing port", 0},
+		{"socks5 domain too long", "socks5://H", strings.Repeat("a", 256) + ":80", nil, "", "cannot send host", 0},
+		{"socks4a NUL in user", "socks4a://a%00b@H", "192.0.2.1:80", nil, "", "NUL", 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -40,28 +40,20 @@ func DialOr(info *ServerInfo, clientAddr, methodName string) (*net.TCPConn, erro
 
 // dialOr is DialOr with the time limit as a parameter, so that tests can use a short one.
 func dialOr(info *ServerInfo, clientAddr, methodName string, timeout time.Duration) (*net.TCPConn, error) {
-	addr := info.ExtendedOrAddr
-	if addr == nil {
-		addr = info.OrAddr
-	}
-	if addr == nil {
-		return nil, errors.New("pt: no ORPort to connect to")
-	}
-	var cookie []byte
-	if info.ExtendedOrAddr != nil {
-		var err error
-		if cookie, err = readAuthCookie(info.AuthCookieFile); err != nil {
-			return nil, err
+	if info.ExtendedOrAddr == nil {
+		if info.OrAddr == nil {
+			return nil, errors.New("pt: no ORPort to connect to")
 		}
+		return dialTor(info.OrAddr, timeout)
+	}
+	cookie, err := readAuthCookie(info.AuthCookieFile)
+	if err != nil {
+		return nil, err
 	}
 	deadline := time.Now().Add(timeout)
-	c, err := net.DialTimeout("tcp", addr.String(), timeout)
+	conn, err := dialTor(info.ExtendedOrAddr, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("pt: connecting to tor: %w", err)
-	}
-	conn := c.(*net.TCPConn) // always, for "tcp"
-	if cookie == nil {
-		return conn, nil
+		return nil, err
 	}
 	w := &wire{rw: conn, err: conn.SetDeadline(deadline)}
 	extOrAuth(w, cookie)
@@ -74,6 +66,14 @@ func dialOr(info *ServerInfo, clientAddr, methodName string, timeout time.Durati
 		return nil, fmt.Errorf("pt: Extended ORPort: %w", w.err)
 	}
 	return conn, nil
+}
+
+func dialTor(addr *net.TCPAddr, timeout time.Duration) (*net.TCPConn, error) {
+	conn, err := net.DialTimeout("tcp", addr.String(), timeout)
+	if err != nil {
+		return nil, fmt.Errorf("pt: connecting to tor: %w", err)
+	}
+	return conn.(*net.TCPConn), nil // always, for "tcp"
 }
 
 // readAuthCookie reads the cookie from a cookie file: the 32-byte header, then the 32-byte

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -295,6 +296,22 @@ func TestDialOrPlain(t *testing.T) {
 	if _, err := DialOr(&ServerInfo{}, "", "websocket"); err == nil {
 		t.Fatal("no error without any ORPort")
 	}
+	path := filepath.Join(t.TempDir(), "cookie")
+	writeCookie(t, path, cookieA)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().(*net.TCPAddr)
+	ln.Close()
+	if _, err := DialOr(&ServerInfo{ExtendedOrAddr: closed, AuthCookieFile: path}, "", "websocket"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("Extended ORPort down: %v", err)
+	}
+	addr, torResult = fakePeer(t, torSide{cookieA, "\x01\x00", 1, "", okay}.serve)
+	if _, err := DialOr(&ServerInfo{ExtendedOrAddr: addr, AuthCookieFile: path}, "", strings.Repeat("w", 1<<16)); err == nil {
+		t.Fatal("a 64 KiB transport name was sent")
+	}
+	<-torResult
 }
 
 func TestReadExtOrReply(t *testing.T) {
