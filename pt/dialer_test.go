@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -251,6 +252,35 @@ func streamCheck(t *testing.T, conn net.Conn, want string) {
 	}
 	if data, err := io.ReadAll(tcp); err != nil || string(data) != want {
 		t.Fatalf("stream read %q, %v; want %q", data, err, want)
+	}
+}
+
+// The proxy answers are parsed the same however they are split, and nothing after them is read.
+func TestProxyRepliesSplit(t *testing.T) {
+	const stream = "STREAM"
+	cases := []struct {
+		name    string
+		connect func(io.ReadWriter, *url.Userinfo, string) error
+		user    *url.Userinfo
+		answer  string
+	}{
+		{"socks5", socks5Connect, url.UserPassword("u", "p"),
+			"\x05\x02" + // username/password chosen
+				"\x01\x00" + // RFC 1929 success
+				"\x05\x00\x00\x03\x04host\x12\x34"}, // succeeded, bound to domain "host", port 0x1234
+		{"socks4a", socks4aConnect, nil, socks4Grant},
+		{"http", httpConnect, nil, "HTTP/1.1 200 OK\r\nVia: x\r\n\r\n"},
+	}
+	for _, tc := range cases {
+		for _, wrap := range []func(io.Reader) io.Reader{iotest.OneByteReader, iotest.HalfReader} {
+			src := strings.NewReader(tc.answer + stream)
+			if err := tc.connect(proxyAnswer(wrap(src)), tc.user, "example.com:443"); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if src.Len() != len(stream) {
+				t.Errorf("%s: %d stream bytes consumed", tc.name, len(stream)-src.Len())
+			}
+		}
 	}
 }
 
