@@ -257,35 +257,42 @@ type orConn struct {
 }
 
 func newExtOR(t *testing.T) *extOR {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	o := &extOR{ln: ln, cookieFile: filepath.Join(t.TempDir(), "extended_orport_auth_cookie"),
+	o := &extOR{cookieFile: filepath.Join(t.TempDir(), "extended_orport_auth_cookie"),
 		cookie: make([]byte, 32), conns: make(chan *orConn, 16)}
 	rand.Read(o.cookie)
 	if err := os.WriteFile(o.cookieFile, append([]byte("! Extended ORPort Auth Cookie !\x0a"), o.cookie...), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	o.ln = serveLoopback(t, func(c net.Conn) {
+		oc, err := o.handshake(c.(*net.TCPConn))
+		if err != nil {
+			t.Errorf("fake Extended ORPort: %v", err)
+			c.Close()
+			return
+		}
+		o.conns <- oc
+	})
+	return o
+}
+
+// serveLoopback listens on a loopback port until the test ends, and runs handle in a goroutine
+// for each connection.
+func serveLoopback(t *testing.T, handle func(net.Conn)) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
-				oc, err := o.handshake(c.(*net.TCPConn))
-				if err != nil {
-					t.Errorf("fake Extended ORPort: %v", err)
-					c.Close()
-					return
-				}
-				o.conns <- oc
-			}()
+			go handle(c)
 		}
 	}()
-	return o
+	return ln
 }
 
 func (o *extOR) handshake(c *net.TCPConn) (*orConn, error) {

@@ -383,21 +383,7 @@ func startStandalone(t *testing.T, name, addr string, args ...string) *proc {
 
 // echoServer is a plain TCP echo server: an ORPort without the extended protocol.
 func echoServer(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().String()
+	return serveLoopback(t, func(c net.Conn) { io.Copy(c, c); c.Close() }).Addr().String()
 }
 
 // TestStandalone runs both programs without tor: websocket-server in front of a plain ORPort
@@ -609,48 +595,34 @@ func TestProxy(t *testing.T) {
 // socksProxy is a minimal SOCKS5 proxy (no authentication, CONNECT to an IPv4 address) standing
 // for tor's TOR_PT_PROXY. It sends each target it is asked for on targets.
 func socksProxy(t *testing.T) (addr string, targets chan string) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	targets = make(chan string, 4)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				// Greeting: version 5, NMETHODS, METHODS; answer version 5, method 0 (none).
-				b := make([]byte, 255)
-				if _, err := io.ReadFull(c, b[:2]); err != nil || b[0] != 5 {
-					return
-				}
-				if _, err := io.ReadFull(c, b[:b[1]]); err != nil {
-					return
-				}
-				c.Write([]byte{5, 0})
-				// Request: version 5, CONNECT 1, reserved, ATYP 1, IPv4 address, port.
-				if _, err := io.ReadFull(c, b[:10]); err != nil || !bytes.Equal(b[:4], []byte{5, 1, 0, 1}) {
-					t.Errorf("proxy request % x", b[:10])
-					return
-				}
-				target := net.JoinHostPort(net.IP(b[4:8]).String(), fmt.Sprint(int(b[8])<<8|int(b[9])))
-				targets <- target
-				d, err := net.Dial("tcp", target)
-				if err != nil {
-					c.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0})
-					return
-				}
-				defer d.Close()
-				// Reply: version 5, succeeded, reserved, ATYP 1, bound address 0.0.0.0:0.
-				c.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, 0, 0})
-				go io.Copy(d, c)
-				io.Copy(c, d)
-			}()
+	return serveLoopback(t, func(c net.Conn) {
+		defer c.Close()
+		// Greeting: version 5, NMETHODS, METHODS; answer version 5, method 0 (none).
+		b := make([]byte, 255)
+		if _, err := io.ReadFull(c, b[:2]); err != nil || b[0] != 5 {
+			return
 		}
-	}()
-	return ln.Addr().String(), targets
+		if _, err := io.ReadFull(c, b[:b[1]]); err != nil {
+			return
+		}
+		c.Write([]byte{5, 0})
+		// Request: version 5, CONNECT 1, reserved, ATYP 1, IPv4 address, port.
+		if _, err := io.ReadFull(c, b[:10]); err != nil || !bytes.Equal(b[:4], []byte{5, 1, 0, 1}) {
+			t.Errorf("proxy request % x", b[:10])
+			return
+		}
+		target := net.JoinHostPort(net.IP(b[4:8]).String(), fmt.Sprint(int(b[8])<<8|int(b[9])))
+		targets <- target
+		d, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0})
+			return
+		}
+		defer d.Close()
+		// Reply: version 5, succeeded, reserved, ATYP 1, bound address 0.0.0.0:0.
+		c.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, 0, 0})
+		go io.Copy(d, c)
+		io.Copy(c, d)
+	}).Addr().String(), targets
 }
