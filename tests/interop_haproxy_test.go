@@ -9,6 +9,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -132,6 +133,19 @@ func torHAProxyScaleOut(t *testing.T, tn *torNetwork, bridgeDebug string) {
 	ha.stop()
 	if !insts[1-victim].stop() {
 		t.Errorf("websocket-server (standalone) did not exit within 10 s of SIGTERM")
+	}
+	// HAProxy logs each session when it ends (option httplog): server, HTTP status, bytes
+	// sent to the client. Both instances must have answered 101 Switching Protocols.
+	sessions := regexp.MustCompile(`servers/(ws\d) \S+ (\d{3}) (\d+) `)
+	upgraded := map[string]bool{}
+	for _, line := range torLines(filepath.Join(logs, "haproxy.log"), "servers/") {
+		if m := sessions.FindStringSubmatch(line); m != nil {
+			t.Logf("HAProxy session: %s answered %s, %s bytes to the client", m[1], m[2], m[3])
+			upgraded[m[1]] = upgraded[m[1]] || m[2] == "101"
+		}
+	}
+	if !upgraded["ws1"] || !upgraded["ws2"] {
+		t.Errorf("HAProxy's log does not show a WebSocket session (101) through each instance: %v", upgraded)
 	}
 	for _, name := range names {
 		log := filepath.Join(logs, name+".log")
