@@ -367,16 +367,27 @@ func (c *Conn) control(op byte, payload []byte) error {
 		}
 	}
 	c.peerClosed.Store(true)
-	c.sendClose(code, "") // echo the status; a no-op if ours was sent
 	if code == CloseNormal || code == CloseNoStatus {
+		// A clean Close ends the peer's direction only, like a TCP FIN: our
+		// answer waits for CloseWrite or Close so that what we still have to
+		// send arrives (section 5.5.1 lets an endpoint finish sending first).
 		c.setReadErr(io.EOF)
-	} else {
-		c.setReadErr(&CloseError{Code: code, Reason: reason})
+		c.wmu.Lock()
+		c.closeIfDone()
+		c.wmu.Unlock()
+		return io.EOF
 	}
-	if !c.client { // both Closes done: the server closes TCP first (section 7.1.1)
+	c.setReadErr(&CloseError{Code: code, Reason: reason})
+	c.sendClose(code, "") // the peer is failing: echo its status at once
+	return c.rerr
+}
+
+// closeIfDone closes TCP on the server once both Close frames were sent
+// (the server closes first, section 7.1.1). wmu is held.
+func (c *Conn) closeIfDone() {
+	if !c.client && c.werr != nil && c.peerClosed.Load() {
 		c.conn.Close()
 	}
-	return c.rerr
 }
 
 // fail sends a Close with code, then ends reading with a *CloseError. The
@@ -464,6 +475,7 @@ func (c *Conn) sendClose(code int, reason string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.werr != nil {
+		c.closeIfDone()
 		return nil
 	}
 	var b [maxControl]byte
@@ -474,6 +486,7 @@ func (c *Conn) sendClose(code int, reason string) error {
 	}
 	err := c.writeFrame(opClose, b[:n])
 	c.werr = errWriteClosed
+	c.closeIfDone()
 	return err
 }
 

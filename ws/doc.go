@@ -20,9 +20,13 @@
 //     (section 5.5).
 //   - The closing handshake (sections 5.5.1, 7): Close payloads are
 //     checked (1-byte payload or a code not allowed on the wire: 1002; a
-//     reason that is not UTF-8: 1007) and answered at once with a Close
-//     echoing the status. After both Close frames the server closes the
-//     TCP connection; the client waits for that (bounded) in Close.
+//     reason that is not UTF-8: 1007). A Close with status 1000 or none is
+//     the peer's end of stream, like a TCP FIN: Read returns io.EOF and our
+//     answering Close is sent by CloseWrite or Close, so that data we are
+//     still sending arrives (the RFC lets an endpoint finish sending
+//     first). Any other status is echoed at once. After both Close frames
+//     the server closes the TCP connection; the client waits for that
+//     (bounded) in Close.
 //   - The "base64" subprotocol of the WebSocket pluggable transport
 //     proposal (flashproxy doc/websocket-transport.txt): when negotiated,
 //     each Write is one text message of standard base64, padded at its end

@@ -81,15 +81,14 @@ var (
 func cat(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
 
 type wireCase struct {
-	name    string
-	client  bool // the Conn under test is the client (reads unmasked frames)
-	b64     bool
-	max     int
-	in      []byte
-	data    string // payload bytes Read returns
-	code    int    // 0: Read ends with io.EOF; -1: io.ErrUnexpectedEOF; else the CloseError code
-	sent    []frame
-	sentErr int // the Close code we sent (0: none)
+	name   string
+	client bool // the Conn under test is the client (reads unmasked frames)
+	b64    bool
+	max    int
+	in     []byte
+	data   string  // payload bytes Read returns
+	code   int     // 0: Read ends with io.EOF; -1: io.ErrUnexpectedEOF; else the CloseError code
+	sent   []frame // what the peer receives, CloseWrite included
 }
 
 var wireCases = []wireCase{
@@ -98,7 +97,7 @@ var wireCases = []wireCase{
 			0x12, 0x34, 0x56, 0x78, // masking key
 			0x41, 0x73, 0x00, 0x0b, 0x70, 0x73, 0x6e, 0x45}, // "SGVsbG8=" masked
 			[]byte{0x88, 0x80}, z4), // FIN|Close, MASK|len 0, key
-		data: "Hello", sent: []frame{{0x88, nil}}},
+		data: "Hello", sent: []frame{{0x88, []byte{0x03, 0xE8}}}},
 	{name: "base64 split inside a group", b64: true,
 		in: cat([]byte{0x01, 0x82}, z4, []byte("SG"), // Text (no FIN), MASK|len 2, key, "SG"
 			[]byte{0x80, 0x86}, z4, []byte("VsbG8="), // FIN|Continuation, MASK|len 6, key
@@ -131,11 +130,12 @@ var wireCases = []wireCase{
 	{name: "close 3000",
 		in:   cat([]byte{0x88, 0x82}, z4, []byte{0x0B, 0xB8}), // status 3000
 		code: 3000, sent: []frame{{0x88, []byte{0x0B, 0xB8}}}},
-	{name: "no close frame", in: cat([]byte{0x82, 0x81}, z4, []byte("a")), data: "a", code: -1},
-	{name: "truncated header", in: []byte{0x82}, code: -1},
+	{name: "no close frame", in: cat([]byte{0x82, 0x81}, z4, []byte("a")), data: "a", code: -1,
+		sent: []frame{{0x88, []byte{0x03, 0xE8}}}},
+	{name: "truncated header", in: []byte{0x82}, code: -1, sent: []frame{{0x88, []byte{0x03, 0xE8}}}},
 	{name: "client reads unmasked", client: true,
 		in:   []byte{0x82, 0x02, 'h', 'i', 0x88, 0x00}, // FIN|Binary len 2 "hi"; FIN|Close len 0
-		data: "hi", sent: []frame{{0x88, nil}}},
+		data: "hi", sent: []frame{{0x88, []byte{0x03, 0xE8}}}},
 
 	// Violations: the Close we send and the CloseError we return.
 	{name: "RSV1", in: cat([]byte{0xC2, 0x80}, z4), code: 1002},
@@ -188,26 +188,28 @@ var wireCases = []wireCase{
 		in: cat([]byte{0x81, 0x88}, z4, []byte("SGVsbG8=")), code: 1009},
 }
 
-// runWire feeds in to a Conn and returns what Read gave, its final error
-// and the frames the peer received.
-func runWire(t testing.TB, tc wireCase, r io.Reader) (data []byte, err error, sent []byte) {
+// runWire feeds in to a Conn until Read fails, then calls CloseWrite as a
+// relay would. It returns what Read gave, its final error, and the bytes
+// the peer received before and after CloseWrite.
+func runWire(t testing.TB, tc wireCase, r io.Reader) (data []byte, err error, before, sent []byte) {
 	var out bytes.Buffer
 	c := newConn(&fakeConn{r: r, w: &out}, tc.client, tc.b64, tc.max, nil)
 	buf := make([]byte, 7) // small reads exercise the partial paths
-	for {
-		n, rerr := c.Read(buf[:1+len(data)%7])
+	for err == nil {
+		var n int
+		n, err = c.Read(buf[:1+len(data)%7])
 		data = append(data, buf[:n]...)
-		if rerr != nil {
-			return data, rerr, out.Bytes()
-		}
 	}
+	before = bytes.Clone(out.Bytes())
+	c.CloseWrite()
+	return data, err, before, out.Bytes()
 }
 
 func TestReadFrames(t *testing.T) {
 	for _, tc := range wireCases {
 		for _, rd := range readers {
 			t.Run(tc.name+"/"+rd.name, func(t *testing.T) {
-				data, err, sent := runWire(t, tc, rd.wrap(bytes.NewReader(tc.in)))
+				data, err, before, sent := runWire(t, tc, rd.wrap(bytes.NewReader(tc.in)))
 				if string(data) != tc.data {
 					t.Errorf("data %q, want %q", data, tc.data)
 				}
@@ -217,6 +219,13 @@ func TestReadFrames(t *testing.T) {
 					tc.code == -1 && err != io.ErrUnexpectedEOF,
 					tc.code > 0 && (!errors.As(err, &ce) || ce.Code != tc.code):
 					t.Fatalf("error %v, want code %d", err, tc.code)
+				}
+				if tc.code == 0 { // a clean Close is answered by CloseWrite, not by Read
+					for _, f := range parseFrames(t, before) {
+						if f.op == 0x88 {
+							t.Fatal("Close answered before CloseWrite")
+						}
+					}
 				}
 				fs := parseFrames(t, sent)
 				want := tc.sent
@@ -316,4 +325,26 @@ func TestWriteFramesSplit(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzReadFrames reads arbitrary bytes as a server reading a client: never
+// a panic; Read gives at most the input's size; the peer receives only
+// well-formed Pong and Close frames, at most one Close and nothing after it.
+func FuzzReadFrames(f *testing.F) {
+	for _, tc := range wireCases {
+		f.Add(tc.in, tc.b64)
+	}
+	f.Fuzz(func(t *testing.T, in []byte, b64 bool) {
+		data, err, _, sent := runWire(t, wireCase{b64: b64, max: 1 << 16}, bytes.NewReader(in))
+		if err == nil || len(data) > len(in) {
+			t.Fatalf("err %v, %d bytes from %d", err, len(data), len(in))
+		}
+		fs := parseFrames(t, sent)
+		for i, f := range fs {
+			if f.op != 0x8A && f.op != 0x88 || len(f.payload) > maxControl ||
+				f.op == 0x88 && i != len(fs)-1 {
+				t.Fatalf("sent frame %d: %x %q", i, f.op, f.payload)
+			}
+		}
+	})
 }

@@ -19,24 +19,35 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	before := runtime.NumGoroutine()
 	code := m.Run()
 	if code == 0 {
-		var n int
+		var left []string
 		for i := 0; i < 50; i++ { // grace period for goroutines that are ending
-			if n = runtime.NumGoroutine(); n <= before {
+			if left = leftGoroutines(); len(left) == 0 {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		if n > before {
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "goroutine leak: %d before, %d after\n%s\n", before, n,
-				buf[:runtime.Stack(buf, true)])
+		if len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "goroutine leak:\n%s\n", strings.Join(left, "\n\n"))
 			code = 1
 		}
 	}
 	os.Exit(code)
+}
+
+// leftGoroutines returns the stacks of goroutines other than this one and
+// those the runtime or the testing package keep.
+func leftGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	var left []string
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if !strings.Contains(g, "TestMain") && !strings.Contains(g, "os/signal.") &&
+			!strings.Contains(g, "testing.(*F).Fuzz") {
+			left = append(left, g)
+		}
+	}
+	return left
 }
 
 // fakeConn is a net.Conn reading from r and writing to w; the rest is inert.

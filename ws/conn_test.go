@@ -1,0 +1,237 @@
+package ws
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// stream writes n pseudo-random bytes in writes of random sizes, then
+// CloseWrite, and returns their SHA-256.
+func stream(c *Conn, n int, seed int64) ([32]byte, error) {
+	rng := rand.New(rand.NewSource(seed))
+	h := sha256.New()
+	buf := make([]byte, 100<<10)
+	for n > 0 {
+		m := min(n, 1+rng.Intn(len(buf)))
+		rng.Read(buf[:m])
+		h.Write(buf[:m])
+		if _, err := c.Write(buf[:m]); err != nil {
+			return [32]byte{}, err
+		}
+		n -= m
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum, c.CloseWrite()
+}
+
+// drain reads c to io.EOF and returns the SHA-256 of what it read.
+func drain(c *Conn) ([32]byte, int64, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, c)
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum, n, err
+}
+
+// Both directions at once, then each side half-closes after writing and
+// goes on reading: TCP half-close carried over WebSocket.
+func TestStreamBothWays(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b64  bool
+		size int
+	}{{"binary", false, 64 << 20}, {"base64", true, 8 << 20}} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := pair(t, &Options{Base64: tc.b64}, &Options{Base64: tc.b64})
+			if got := client.Subprotocol() + "|" + server.Subprotocol(); (got == "base64|base64") != tc.b64 {
+				t.Fatalf("subprotocols %q", got)
+			}
+			type result struct {
+				sum [32]byte
+				n   int64
+				err error
+			}
+			var wg sync.WaitGroup
+			var sent [2][32]byte
+			var got [2]result
+			var werr [2]error
+			for i, c := range []*Conn{client, server} {
+				wg.Add(2)
+				go func() { defer wg.Done(); sent[i], werr[i] = stream(c, tc.size, int64(i)) }()
+				go func() { defer wg.Done(); got[i].sum, got[i].n, got[i].err = drain(c) }()
+			}
+			wg.Wait()
+			t.Logf("read %d and %d bytes", got[0].n, got[1].n)
+			for i := range 2 {
+				if werr[i] != nil || got[1-i].err != nil || got[1-i].n != int64(tc.size) || got[1-i].sum != sent[i] {
+					t.Errorf("direction %d: write %v, read %d bytes, %v, hash equal %v",
+						i, werr[i], got[1-i].n, got[1-i].err, got[1-i].sum == sent[i])
+				}
+			}
+			if err := client.Close(); err != nil {
+				t.Errorf("client Close: %v", err)
+			}
+			if err := server.Close(); err != nil {
+				t.Errorf("server Close: %v", err)
+			}
+		})
+	}
+}
+
+// A half-closed side still reads; the other still writes.
+func TestHalfClose(t *testing.T) {
+	for _, clientFirst := range []bool{true, false} {
+		a, b := pair(t, nil, nil)
+		if !clientFirst {
+			a, b = b, a
+		}
+		if _, err := a.Write([]byte("request")); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(b); string(got) != "request" || err != nil {
+			t.Fatalf("b read %q, %v", got, err)
+		}
+		if _, err := b.Write([]byte("response")); err != nil { // after a's CloseWrite
+			t.Fatalf("b write: %v", err)
+		}
+		b.CloseWrite()
+		if got, err := io.ReadAll(a); string(got) != "response" || err != nil {
+			t.Fatalf("a read %q, %v", got, err)
+		}
+		if _, err := a.Write([]byte("x")); err == nil {
+			t.Fatal("write after CloseWrite succeeded")
+		}
+	}
+}
+
+// A Ping between two fragments of a message gets exactly one Pong, and the
+// message arrives whole.
+func TestPingBetweenFragmentsTCP(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	raw := client.conn // write the client's frames by hand
+	k := []byte{1, 2, 3, 4}
+	masked := func(b0 byte, p string) []byte {
+		b := append([]byte{b0, 0x80 | byte(len(p))}, k...)
+		pl := []byte(p)
+		mask([4]byte(k), 0, pl)
+		return append(b, pl...)
+	}
+	in := cat(masked(0x02, "ab"), // Binary, no FIN
+		masked(0x89, "ping!"), // FIN|Ping
+		masked(0x80, "cd"))    // FIN|Continuation
+	if _, err := raw.Write(in); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(server, buf); err != nil || string(buf) != "abcd" {
+		t.Fatalf("server read %q, %v", buf, err)
+	}
+	server.CloseWrite()
+	raw.SetDeadline(time.Now().Add(20 * time.Second))
+	want := cat([]byte{0x8A, 0x05}, []byte("ping!"), // FIN|Pong len 5, same payload
+		[]byte{0x88, 0x02, 0x03, 0xE8}) // FIN|Close len 2, 1000
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(raw, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("client received % x, %v; want % x", got, err, want)
+	}
+	// The client's Close completes the handshake: the server closes TCP.
+	if _, err := raw.Write(masked(0x88, "")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Read(buf); err != io.EOF {
+		t.Fatalf("server read %v, want io.EOF", err)
+	}
+	if n, err := raw.Read(got); err != io.EOF {
+		t.Fatalf("client read %d bytes, %v; want io.EOF", n, err)
+	}
+}
+
+func TestCloseHandshake(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	done := make(chan error, 1)
+	go func() { _, err := io.ReadAll(server); server.Close(); done <- err }()
+	if err := client.Close(); err != nil {
+		t.Fatalf("client Close: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("server read: %v", err)
+	}
+	if err := client.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// Close does not hang on a blocked Read nor on a peer that never answers.
+func TestCloseWithBlockedRead(t *testing.T) {
+	client, _ := pair(t, nil, nil) // the server never reads
+	readErr := make(chan error, 1)
+	go func() { _, err := client.Read(make([]byte, 10)); readErr <- err }()
+	time.Sleep(50 * time.Millisecond)
+	if err := client.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-readErr:
+		if err == nil {
+			t.Fatal("Read succeeded")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Read still blocked after Close")
+	}
+}
+
+func TestCloseWithStatus(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	done := make(chan error, 1)
+	go func() { done <- server.CloseWithStatus(CloseInternalError, "ORPort down") }()
+	_, err := io.ReadAll(client)
+	var ce *CloseError
+	if !errors.As(err, &ce) || ce.Code != CloseInternalError || ce.Reason != "ORPort down" {
+		t.Fatalf("client read: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("CloseWithStatus: %v", err)
+	}
+	if _, err := client.Write([]byte("x")); err == nil {
+		t.Error("client write after the echoed Close succeeded")
+	}
+	client.Close()
+}
+
+func TestDeadlines(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	client.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	var ne net.Error
+	if _, err := client.Read(make([]byte, 1)); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read: %v, want a timeout", err)
+	}
+	client.SetReadDeadline(time.Time{})
+	server.Write([]byte("x")) // a timeout is not sticky
+	if b := make([]byte, 1); func() error { _, err := io.ReadFull(client, b); return err }() != nil || b[0] != 'x' {
+		t.Fatal("read after a timeout failed")
+	}
+	// Nobody reads the server: the client's writes block, then time out.
+	client.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	big := make([]byte, 1<<20)
+	var err error
+	for i := 0; i < 256 && err == nil; i++ {
+		_, err = client.Write(big)
+	}
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("write: %v, want a timeout", err)
+	}
+	if _, err := client.Write([]byte("y")); err == nil {
+		t.Fatal("write after a cut frame succeeded")
+	}
+}
