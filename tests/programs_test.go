@@ -626,3 +626,25 @@ func socksProxy(t *testing.T) (addr string, targets chan string) {
 		io.Copy(c, d)
 	}).Addr().String(), targets
 }
+
+// TestHandshakeTimeout checks that websocket-server drops a connection that does not finish its
+// request in time (idle connections once exhausted an earlier server's file descriptors).
+func TestHandshakeTimeout(t *testing.T) {
+	addr := closedAddr(t)
+	startStandalone(t, "websocket-server", addr, "-listen", addr, "-orport", echoServer(t), "-handshake-timeout", "300ms")
+	for _, sent := range []string{"", "GET / HTTP/1.1\r\nHost: bridge.example\r\n"} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte(sent))
+		start := time.Now()
+		c.SetReadDeadline(time.Now().Add(waitLong))
+		b, err := io.ReadAll(c)
+		if err != nil {
+			t.Errorf("after %q: %v, want the server to close the connection", sent, err)
+		}
+		t.Logf("after %q: closed in %v, having sent %q", sent, time.Since(start).Round(time.Millisecond), b)
+	}
+}
