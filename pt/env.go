@@ -1,6 +1,7 @@
 package pt
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -13,8 +14,7 @@ import (
 	"strings"
 )
 
-// Managed reports whether tor runs this program: TOR_PT_MANAGED_TRANSPORT_VER is set and not
-// empty.
+// Managed reports whether tor runs this program: TOR_PT_MANAGED_TRANSPORT_VER is not empty.
 func Managed(getenv func(string) string) bool {
 	return getenv("TOR_PT_MANAGED_TRANSPORT_VER") != ""
 }
@@ -62,12 +62,10 @@ func setupCommon(out *Output, getenv func(string) string) (state string, exitOnS
 	return state, getenv("TOR_PT_EXIT_ON_STDIN_CLOSE") == "1", nil
 }
 
-// ClientSetup reads a client PT's environment. It prints VERSION 1, then returns the
-// configuration; on a bad value it prints VERSION-ERROR, ENV-ERROR or (for TOR_PT_PROXY)
-// PROXY-ERROR and returns an error, and the program must exit. It does not print PROXY DONE:
-// the caller does, once it knows it will use ProxyURL. When no requested transport is
-// supported, MethodNames is empty and the caller prints just CMETHODS DONE (pt-spec 3.3.2).
-// The outbound bind addresses are IPv4 for _V4 and bracketed IPv6 for _V6 (brackets optional).
+// ClientSetup prints VERSION 1 and returns a client's configuration, or prints VERSION-ERROR,
+// ENV-ERROR or (for TOR_PT_PROXY) PROXY-ERROR and returns an error: the program must exit. The
+// caller prints PROXY DONE once it knows it will use ProxyURL, and just CMETHODS DONE when
+// MethodNames is empty (pt-spec 3.3.2).
 func ClientSetup(out *Output, getenv func(string) string, supported []string) (*ClientInfo, error) {
 	state, exit, err := setupCommon(out, getenv)
 	if err != nil {
@@ -145,12 +143,10 @@ func parseProxyURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// ServerSetup reads a server PT's environment. It prints VERSION 1, then returns the
-// configuration; on a bad value it prints VERSION-ERROR or ENV-ERROR and returns an error, and
-// the program must exit. A supported transport missing from TOR_PT_SERVER_BINDADDR (which may
-// be omitted) listens on 0.0.0.0:0: any address, a port of the system's choice, which tor
-// publishes with its own address. When no requested transport is supported, Bindaddrs is
-// empty and the caller prints just SMETHODS DONE.
+// ServerSetup prints VERSION 1 and returns a server's configuration, or prints VERSION-ERROR or
+// ENV-ERROR and returns an error: the program must exit. A transport missing from
+// TOR_PT_SERVER_BINDADDR (which may be omitted) gets 0.0.0.0:0, which tor publishes with its own
+// address. When Bindaddrs is empty the caller prints just SMETHODS DONE.
 func ServerSetup(out *Output, getenv func(string) string, supported []string) (*ServerInfo, error) {
 	state, exit, err := setupCommon(out, getenv)
 	if err != nil {
@@ -180,10 +176,7 @@ func ServerSetup(out *Output, getenv func(string) string, supported []string) (*
 		return nil, out.EnvError(err.Error())
 	}
 	for _, name := range methodNames(requested, supported) {
-		b := Bindaddr{MethodName: name, Addr: binds[name], Options: opts[name]}
-		if b.Addr == nil {
-			b.Addr = &net.TCPAddr{IP: net.IPv4zero, Port: 0}
-		}
+		b := Bindaddr{name, cmp.Or(binds[name], &net.TCPAddr{IP: net.IPv4zero}), opts[name]}
 		if b.Options == nil {
 			b.Options = Args{}
 		}

@@ -83,11 +83,9 @@ var addrToken = regexp.MustCompile(`\[?[0-9A-Fa-f.:]*[.:][0-9A-Fa-f.:]*(?:%[\w.~
 // dottedQuad matches four dot-separated groups of 1-3 digits: an IPv4 address.
 var dottedQuad = regexp.MustCompile(`\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}`)
 
-// scrub replaces every token of addrToken that may hold an address by "[scrubbed]". A token is
-// scrubbed when it holds a dotted quad (IPv4, also inside IPv4-mapped IPv6), "::" or at least
-// seven colons (IPv6). This errs on the side of scrubbing: four-part version numbers such as
-// 0.4.9.8 and colon-separated fingerprints are scrubbed too, while times like 15:04:05 and
-// three-part versions survive. Integer or hexadecimal IPv4 forms are not recognized.
+// scrub replaces by "[scrubbed]" every addrToken holding a dotted quad (IPv4, also in IPv6),
+// "::" or seven colons (IPv6). It errs towards scrubbing: versions like 0.4.9.8 and colon
+// fingerprints go too; times like 15:04:05 and 1.2.3 stay. Integer IPv4 forms are not seen.
 func scrub(msg string) string {
 	return addrToken.ReplaceAllStringFunc(msg, func(tok string) string {
 		if strings.Contains(tok, "::") || strings.Count(tok, ":") >= 7 || dottedQuad.MatchString(tok) {

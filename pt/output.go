@@ -12,12 +12,10 @@ import (
 	"sync"
 )
 
-// Output writes the lines of pt-spec 3.3 to tor; it is the only writer of stdout. Each line is
-// built whole, then written (and flushed, if the writer has a Flush method) in one call under a
-// mutex, so lines never interleave. Write errors are ignored: when tor has closed our stdout
-// there is no one left to tell. No argument can break a line: names and addresses are
-// validated (an invalid one turns the line into the matching error line, or a LOG line), and
-// free text is escaped so that it holds no byte below 0x20 nor above 0x7e.
+// Output writes the lines of pt-spec 3.3, each whole in one Write (and Flush, if the writer has
+// one) under a mutex; write errors are ignored, as no one is left to tell. No argument can
+// break a line: an invalid name or address turns it into an error or LOG line, and free text
+// is escaped to printable ASCII.
 type Output struct {
 	mu sync.Mutex
 	w  io.Writer

@@ -59,11 +59,10 @@ func Relay(a, b net.Conn) (aToB, bToA int64, err error) {
 	return aToB, bToA, err
 }
 
-// pump copies src to dst until a read or write error, and returns the bytes written and that
-// error (io.EOF at the end of src). Every byte read is written before the read error is acted
-// on. It reads into a small pooled buffer; when a read fills it, data is flowing and it switches
-// to a large pooled buffer, which it gives back after the first read that does not fill it (the
-// next read may block, and an idle direction must not hold 32 KiB).
+// pump copies src to dst until an error (io.EOF at the end of src), writing every byte read
+// before acting on a read error. It reads into a small pooled buffer; a read that fills it
+// means data is flowing, so it borrows a large one, and gives it back after a read that does
+// not fill it: the next read may block, and an idle direction must not hold 32 KiB.
 func pump(dst, src net.Conn) (int64, error) {
 	small, large := smallBufs.Get().(*[]byte), (*[]byte)(nil)
 	defer func() {
