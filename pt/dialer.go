@@ -141,7 +141,7 @@ func socks5Connect(rw io.ReadWriter, user *url.Userinfo, addr string) error {
 		req = append(append(req, socksAtypIPv4), ip.AsSlice()...)
 	case ip.Is6() && ip.Zone() == "":
 		req = append(append(req, socksAtypIPv6), ip.AsSlice()...)
-	case len(host) >= 1 && len(host) <= 255:
+	case !ip.IsValid() && len(host) >= 1 && len(host) <= 255:
 		req = append(append(req, socksAtypDomain, byte(len(host))), host...)
 	default:
 		return fmt.Errorf("cannot send host %q", host)

@@ -196,6 +196,7 @@ func TestDialProxy(t *testing.T) {
 		{"port out of range", "socks5://H", "192.0.2.1:65536", nil, "", "bad port", 0},
 		{"no port", "http://H", "192.0.2.1", nil, "", "missing port", 0},
 		{"socks5 domain too long", "socks5://H", strings.Repeat("a", 256) + ":80", nil, "", "cannot send host", 0},
+		{"socks5 zoned IPv6", "socks5://H", "[fe80::1%eth0]:80", nil, "", "cannot send host", 0},
 		{"socks4a NUL in user", "socks4a://a%00b@H", "192.0.2.1:80", nil, "", "NUL", 0},
 	}
 	for _, tc := range cases {
