@@ -17,17 +17,20 @@
 //
 // SOCKS (pt-spec 3.5, RFC 1928, RFC 1929, SOCKS4a): [SocksHandshake] reads one SOCKS5 request
 // (per-bridge arguments in the RFC 1929 username and password, concatenated) or one SOCKS4a
-// request (arguments in USERID) within a timeout; the caller answers with [SocksConn.Grant]
-// once the tunnel is up, or [SocksConn.Reject] with the reply code that fits the error.
+// request (arguments in USERID) within a timeout, reading exactly the request's bytes; the
+// caller answers with [SocksConn.Grant] once the tunnel is up, or [SocksConn.Reject] with the
+// reply code that fits the error (refused, unreachable, timeout, general failure).
 //
 // Extended ORPort (ext-orport-spec.txt): [DialOr] authenticates with SAFE_COOKIE (cookie file
 // re-read at each connection, server hash checked in constant time), sends USERADDR, TRANSPORT
-// and DONE, and waits for OKAY, under one deadline; without an Extended ORPort it connects to
-// the plain ORPort.
+// and DONE, and waits for OKAY, under one 20 s deadline; without an Extended ORPort it
+// connects to the plain ORPort.
 //
 // Outbound connections (pt-spec 3.2.2, 3.3.2): [Dialer] connects directly or through the
 // TOR_PT_PROXY proxy (socks5, socks4a, http CONNECT), from the outbound bind addresses when
-// set. ClientSetup validates the proxy URL; the client prints PROXY DONE.
+// set (never for loopback destinations). A SOCKS5 proxy's failure code becomes an error that
+// Reject turns back into the same code. ClientSetup validates the proxy URL; the client
+// prints PROXY DONE.
 //
 // Privacy (pt-spec 4): unless told otherwise, [Logger] replaces everything that looks like an
 // IPv4 or IPv6 address, with or without port, by "[scrubbed]", erring towards too much.
