@@ -257,11 +257,8 @@ func parseBridge(args pt.Args, d bridge) (bridge, error) {
 		switch v := vs[0]; k {
 		case "url":
 			u, err := url.Parse(v)
-			if err != nil {
-				return d, fmt.Errorf("bad url argument: %w", err)
-			}
-			if (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.User != nil || u.Fragment != "" {
-				return d, fmt.Errorf("bad url argument %q: want ws://HOST[:PORT]/PATH or wss://...", v)
+			if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.User != nil || u.Fragment != "" {
+				return d, fmt.Errorf("bad url argument %q: want ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH", v)
 			}
 			d.url = u
 		case "front":
