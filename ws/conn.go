@@ -334,9 +334,10 @@ func (c *Conn) nextFrame() error {
 	if op != opContinuation {
 		c.inMsg, c.msgText = true, op == opText
 	}
-	if c.msgLen += n; c.msgLen > c.maxMsg {
+	if n > c.maxMsg-c.msgLen {
 		return c.fail(CloseTooBig, "message too big")
 	}
+	c.msgLen += n
 	c.remain, c.fin = n, fin
 	if n == 0 && fin {
 		return c.endMessage()
@@ -503,8 +504,8 @@ func (c *Conn) Close() error {
 	return c.CloseWithStatus(CloseNormal, "")
 }
 
-// CloseWithStatus sends a Close frame with code and reason (cut to fit a
-// control frame), waits a bounded time (1.5 s) for the peer's Close, then
+// CloseWithStatus sends a Close frame with code (1000 if code may not be
+// sent on the wire) and reason (cut to fit a control frame), waits a bounded time (1.5 s) for the peer's Close, then
 // closes the TCP connection. Data still arriving is discarded. It does not
 // block on a concurrent Read: that Read returns an error instead.
 func (c *Conn) CloseWithStatus(code int, reason string) error {

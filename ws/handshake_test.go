@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -334,4 +335,46 @@ func TestClientSilentServer(t *testing.T) {
 	}
 	// The deadline is cleared after the handshake, failed or not.
 	nc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+}
+
+// Through net/http's server: a frame sent in the same write as the request
+// reaches Read; a refused request gets an HTTP answer on a live connection.
+func TestUpgradeOverHTTPServer(t *testing.T) {
+	ch := make(chan *Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := Upgrade(w, r, nil)
+		ch <- c
+	}))
+	defer srv.Close()
+	nc, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	bad := req("GET / HTTP/1.1", "Host: x", "Upgrade: websocket", "Connection: Upgrade", goodKey,
+		"Sec-WebSocket-Version: 12")
+	good := req("GET / HTTP/1.1", "Host: x", "Upgrade: websocket", "Connection: Upgrade", goodKey,
+		"Sec-WebSocket-Version: 13")
+	frame := cat([]byte{0x82, 0x83}, z4, []byte("abc")) // FIN|Binary, MASK|len 3, key, "abc"
+	br := bufio.NewReader(nc)
+	io.WriteString(nc, bad)
+	r, err := http.ReadResponse(br, nil)
+	if err != nil || r.StatusCode != 426 || r.Header.Get("Sec-WebSocket-Version") != "13" {
+		t.Fatalf("refusal: %v %v", r, err)
+	}
+	io.Copy(io.Discard, r.Body)
+	if c := <-ch; c != nil {
+		t.Fatal("refused request hijacked")
+	}
+	nc.Write(append([]byte(good), frame...)) // the same connection, one write
+	if r, err = http.ReadResponse(br, nil); err != nil || r.StatusCode != 101 {
+		t.Fatalf("answer: %v %v", r, err)
+	}
+	c := <-ch
+	defer c.conn.Close()
+	buf := make([]byte, 3)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "abc" {
+		t.Fatalf("first frame: %q %v", buf, err)
+	}
 }

@@ -1,0 +1,83 @@
+package ws
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"testing"
+)
+
+func BenchmarkMask(b *testing.B) {
+	for _, n := range []int{16, 1 << 10, 16 << 10} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			buf := make([]byte, n)
+			key := [4]byte{1, 2, 3, 4}
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				mask(key, i&3, buf)
+			}
+		})
+	}
+}
+
+// roles: who writes (and so who reads the other side's frames).
+var benchRoles = []struct {
+	name   string
+	client bool
+	b64    bool
+}{{"server-binary", false, false}, {"client-binary", true, false},
+	{"server-base64", false, true}, {"client-base64", true, true}}
+
+const benchMsg = 16 << 10
+
+func BenchmarkWrite(b *testing.B) {
+	msg := bytes.Repeat([]byte("0123456789abcdef"), benchMsg/16)
+	for _, r := range benchRoles {
+		b.Run(r.name, func(b *testing.B) {
+			c := newConn(&fakeConn{w: io.Discard}, r.client, r.b64, 0, nil)
+			b.SetBytes(benchMsg)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := c.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// loopReader serves b over and over.
+type loopReader struct {
+	b []byte
+	i int
+}
+
+func (l *loopReader) Read(p []byte) (int, error) {
+	n := copy(p, l.b[l.i:])
+	l.i = (l.i + n) % len(l.b)
+	return n, nil
+}
+
+func BenchmarkRead(b *testing.B) {
+	msg := bytes.Repeat([]byte("0123456789abcdef"), benchMsg/16)
+	for _, r := range benchRoles {
+		b.Run(r.name, func(b *testing.B) {
+			// What the other side writes: one message, captured once.
+			var wire bytes.Buffer
+			newConn(&fakeConn{w: &wire}, !r.client, r.b64, 0, nil).Write(msg)
+			c := newConn(&fakeConn{r: &loopReader{b: wire.Bytes()}}, r.client, r.b64, 0, nil)
+			buf := make([]byte, 32<<10)
+			b.SetBytes(benchMsg)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := io.ReadFull(c, buf[:benchMsg]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if !bytes.Equal(buf[:benchMsg], msg) {
+				b.Fatal("read differs")
+			}
+		})
+	}
+}
