@@ -158,7 +158,8 @@ func (c *Conn) readErr(err error) error {
 	if err == nil || c.rerr != nil {
 		return err
 	}
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
 		return err
 	}
 	if err == io.EOF {
@@ -494,7 +495,8 @@ func (c *Conn) sendClose(code int, reason string) error {
 // ---- closing
 
 // CloseWrite sends a Close frame with status 1000: the peer reads io.EOF.
-// Reading goes on until the peer's Close.
+// Reading goes on until the peer's Close. If that Close came first, this is
+// the answer to it, and the server then closes the TCP connection.
 func (c *Conn) CloseWrite() error {
 	return c.sendClose(CloseNormal, "")
 }
@@ -505,9 +507,11 @@ func (c *Conn) Close() error {
 }
 
 // CloseWithStatus sends a Close frame with code (1000 if code may not be
-// sent on the wire) and reason (cut to fit a control frame), waits a bounded time (1.5 s) for the peer's Close, then
-// closes the TCP connection. Data still arriving is discarded. It does not
-// block on a concurrent Read: that Read returns an error instead.
+// sent on the wire) and reason (cut to fit a control frame), waits a
+// bounded time (1.5 s) for the peer's Close, then closes the TCP
+// connection. Data still arriving is discarded. It does not block on a
+// concurrent Read: that Read returns an error instead. Later calls return
+// net.ErrClosed.
 func (c *Conn) CloseWithStatus(code int, reason string) error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() { err = c.closeHandshake(code, reason) })

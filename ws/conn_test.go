@@ -7,9 +7,11 @@ import (
 	"io"
 	"math/rand"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // stream writes n pseudo-random bytes in writes of random sizes, then
@@ -233,5 +235,23 @@ func TestDeadlines(t *testing.T) {
 	}
 	if _, err := client.Write([]byte("y")); err == nil {
 		t.Fatal("write after a cut frame succeeded")
+	}
+}
+
+// A code that may not go on the wire becomes 1000; a long reason is cut at
+// a character boundary to fit the control frame.
+func TestCloseWithStatusArguments(t *testing.T) {
+	var out bytes.Buffer
+	c := newConn(&fakeConn{r: bytes.NewReader(nil), w: &out}, false, false, 0, nil)
+	reason := strings.Repeat("é", 100) // 200 bytes
+	if err := c.CloseWithStatus(1005, reason); err != nil {
+		t.Fatal(err)
+	}
+	fs := parseFrames(t, out.Bytes())
+	if len(fs) != 1 || fs[0].op != 0x88 || closeCode(fs[0].payload) != CloseNormal {
+		t.Fatalf("sent %v", fs)
+	}
+	if r := fs[0].payload[2:]; len(r) != 122 || !utf8.Valid(r) {
+		t.Fatalf("reason of %d bytes, valid %v", len(r), utf8.Valid(r))
 	}
 }
