@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math/rand"
+	"net"
 	"testing"
 )
 
@@ -195,7 +196,8 @@ func runWire(t testing.TB, tc wireCase, r io.Reader) (data []byte, err error, be
 	var out bytes.Buffer
 	c := newConn(&fakeConn{r: r, w: &out}, tc.client, tc.b64, tc.max, nil)
 	buf := make([]byte, 7) // small reads exercise the partial paths
-	for err == nil {
+	var ne net.Error
+	for err == nil || errors.As(err, &ne) && ne.Timeout() { // timeouts are not sticky
 		var n int
 		n, err = c.Read(buf[:1+len(data)%7])
 		data = append(data, buf[:n]...)
@@ -205,9 +207,32 @@ func runWire(t testing.TB, tc wireCase, r io.Reader) (data []byte, err error, be
 	return data, err, before, out.Bytes()
 }
 
+// timeoutReader fails every other Read with a timeout, else reads one byte.
+type timeoutReader struct {
+	r    io.Reader
+	tick bool
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func (t *timeoutReader) Read(p []byte) (int, error) {
+	if t.tick = !t.tick; t.tick {
+		return 0, timeoutErr{}
+	}
+	return t.r.Read(p[:min(len(p), 1)])
+}
+
 func TestReadFrames(t *testing.T) {
+	withTimeouts := append(readers, struct {
+		name string
+		wrap func(io.Reader) io.Reader
+	}{"timeouts", func(r io.Reader) io.Reader { return &timeoutReader{r: r} }})
 	for _, tc := range wireCases {
-		for _, rd := range readers {
+		for _, rd := range withTimeouts {
 			t.Run(tc.name+"/"+rd.name, func(t *testing.T) {
 				data, err, before, sent := runWire(t, tc, rd.wrap(bytes.NewReader(tc.in)))
 				if string(data) != tc.data {
