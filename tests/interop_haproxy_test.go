@@ -129,23 +129,27 @@ func torHAProxyScaleOut(t *testing.T, tn *torNetwork, bridgeDebug string) {
 		t.Error("haproxy exited")
 	}
 	torCheckTransport(t, c.infoLog(), program("websocket-client"))
+	// HAProxy logs each session when it ends (option httplog): server, HTTP status, bytes
+	// sent to the client. Once the client has gone, both instances must have answered
+	// 101 Switching Protocols.
 	c.proc.stop()
+	haLog := filepath.Join(logs, "haproxy.log")
+	if !torWaitFor(10*time.Second, func() bool {
+		s := torHAProxySessions(haLog)
+		return s["ws1"] != "" && s["ws2"] != ""
+	}) {
+		t.Errorf("HAProxy's log does not show a session through each instance: %v", torHAProxySessions(haLog))
+	}
+	sessions := torHAProxySessions(haLog)
+	for _, name := range names {
+		t.Logf("HAProxy, last session through %s: status %s", name, sessions[name])
+		if !strings.HasPrefix(sessions[name], "101 ") {
+			t.Errorf("HAProxy: the session through %s was not a WebSocket session (101)", name)
+		}
+	}
 	ha.stop()
 	if !insts[1-victim].stop() {
 		t.Errorf("websocket-server (standalone) did not exit within 10 s of SIGTERM")
-	}
-	// HAProxy logs each session when it ends (option httplog): server, HTTP status, bytes
-	// sent to the client. Both instances must have answered 101 Switching Protocols.
-	sessions := regexp.MustCompile(`servers/(ws\d) \S+ (\d{3}) (\d+) `)
-	upgraded := map[string]bool{}
-	for _, line := range torLines(filepath.Join(logs, "haproxy.log"), "servers/") {
-		if m := sessions.FindStringSubmatch(line); m != nil {
-			t.Logf("HAProxy session: %s answered %s, %s bytes to the client", m[1], m[2], m[3])
-			upgraded[m[1]] = upgraded[m[1]] || m[2] == "101"
-		}
-	}
-	if !upgraded["ws1"] || !upgraded["ws2"] {
-		t.Errorf("HAProxy's log does not show a WebSocket session (101) through each instance: %v", upgraded)
 	}
 	for _, name := range names {
 		log := filepath.Join(logs, name+".log")
@@ -169,6 +173,19 @@ func torFetchOK(t *testing.T, c *torClient, f *torFile, user string) {
 			user, n, sum, err, f.size, f.sum)
 	}
 	t.Logf("fetch %q: %d bytes in %.1f s, SHA-256 matches", user, n, time.Since(start).Seconds())
+}
+
+// torHAProxySessions reads HAProxy's log: for each backend server, the HTTP status and
+// the bytes sent to the client of its last session that ended, e.g. "101, 10146203 bytes".
+func torHAProxySessions(haLog string) map[string]string {
+	session := regexp.MustCompile(`servers/(ws\d) \S+ (\d{3}) (\d+) `)
+	sessions := map[string]string{}
+	for _, line := range torLines(haLog, "servers/") {
+		if m := session.FindStringSubmatch(line); m != nil {
+			sessions[m[1]] = m[2] + " " + m[3] + " bytes to the client"
+		}
+	}
+	return sessions
 }
 
 // torServerStat is one backend server's line in HAProxy's "show stat".
