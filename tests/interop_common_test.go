@@ -4,10 +4,10 @@ package tests
 
 // Helpers shared by the interop tests (interop_*_test.go), beside those of
 // faketor_test.go (closedAddr for a free port, socks5, the fake Extended
-// ORPort newExtOR, echoServer, writeCert): processes whose output goes to a
-// file and which die with the test, waiting for a TCP port, serving a
-// listener, and an SHA-256-checked echo round trip.
-// Everything listens on 127.0.0.1 only.
+// ORPort newExtOR) and programs_test.go (echoServer, writeCert): processes
+// whose output goes to a file and which die with the test, waiting for a TCP
+// port, an echo, and an SHA-256-checked echo round trip. Everything listens
+// on 127.0.0.1 only.
 
 import (
 	"bytes"
@@ -20,7 +20,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -170,33 +169,6 @@ func waitTCP(t *testing.T, addr string, p *child) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("nothing listens on %s after %v", addr, interopTimeout)
-}
-
-// serve accepts on ln until it closes, running handle in a goroutine per
-// connection; the connections are closed at the end of the test.
-func serve(t *testing.T, ln net.Listener, handle func(net.Conn)) {
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go handle(c)
-		}
-	}()
 }
 
 // echo copies everything c sends back to it, then half-closes.
