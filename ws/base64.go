@@ -19,22 +19,23 @@ var errBase64 = errors.New("invalid base64 in text message")
 // b64val maps a base64 character to its 6-bit value, '=' to 64 and
 // anything else to 255.
 func b64val(c byte) byte {
-	switch {
-	case c >= 'A' && c <= 'Z':
-		return c - 'A'
-	case c >= 'a' && c <= 'z':
-		return c - 'a' + 26
-	case c >= '0' && c <= '9':
-		return c - '0' + 52
-	case c == '+':
-		return 62
-	case c == '/':
-		return 63
-	case c == '=':
-		return 64
+	if c >= 0x80 {
+		return 255
 	}
-	return 255
+	return b64table[c]
 }
+
+// b64table is b64val for ASCII, 16 characters a line; a table rather than
+// comparisons: random text would make every branch a guess.
+const b64table = "" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" + // controls
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x3e\xff\xff\xff\x3f" + // '+' 62, '/' 63
+	"\x34\x35\x36\x37\x38\x39\x3a\x3b\x3c\x3d\xff\xff\xff\x40\xff\xff" + // '0'-'9' 52-61, '=' 64
+	"\xff\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e" + // 'A'-'O' 0-14
+	"\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\xff\xff\xff\xff\xff" + // 'P'-'Z' 15-25
+	"\xff\x1a\x1b\x1c\x1d\x1e\x1f\x20\x21\x22\x23\x24\x25\x26\x27\x28" + // 'a'-'o' 26-40
+	"\x29\x2a\x2b\x2c\x2d\x2e\x2f\x30\x31\x32\x33\xff\xff\xff\xff\xff" //   'p'-'z' 41-51
 
 // group decodes the 4 characters s into out (which may overlap s: s is read
 // first) and returns the number of bytes. Padding must be canonical: the
@@ -44,10 +45,12 @@ func (d *decoder) group(s, out []byte) (int, error) {
 		return 0, errBase64 // data after the padding
 	}
 	a, b, c, e := b64val(s[0]), b64val(s[1]), b64val(s[2]), b64val(s[3])
-	if a > 63 || b > 63 || c > 64 || e > 64 {
-		return 0, errBase64
-	}
 	switch {
+	case a|b|c|e < 64: // the common case: 4 data characters
+		out[0], out[1], out[2] = a<<2|b>>4, b<<4|c>>2, c<<6|e
+		return 3, nil
+	case a > 63 || b > 63 || c > 64 || e > 64:
+		return 0, errBase64
 	case c == 64: // "xx=="
 		if e != 64 || b&0xF != 0 {
 			return 0, errBase64
@@ -55,7 +58,7 @@ func (d *decoder) group(s, out []byte) (int, error) {
 		d.padded = true
 		out[0] = a<<2 | b>>4
 		return 1, nil
-	case e == 64: // "xxx="
+	default: // "xxx=": e is 64
 		if c&0x3 != 0 {
 			return 0, errBase64
 		}
@@ -63,8 +66,6 @@ func (d *decoder) group(s, out []byte) (int, error) {
 		out[0], out[1] = a<<2|b>>4, b<<4|c>>2
 		return 2, nil
 	}
-	out[0], out[1], out[2] = a<<2|b>>4, b<<4|c>>2, c<<6|e
-	return 3, nil
 }
 
 // decode decodes the whole groups of text in place (output at text[:n])

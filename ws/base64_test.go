@@ -148,3 +148,18 @@ func FuzzBase64(f *testing.F) {
 		}
 	})
 }
+
+func TestB64Table(t *testing.T) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for c := 0; c < 256; c++ {
+		want := byte(255)
+		if i := bytes.IndexByte([]byte(alphabet), byte(c)); i >= 0 {
+			want = byte(i)
+		} else if c == '=' {
+			want = 64
+		}
+		if got := b64val(byte(c)); got != want {
+			t.Errorf("b64val(%#x) = %d, want %d", c, got, want)
+		}
+	}
+}
