@@ -19,7 +19,8 @@ import (
 // torHAProxyScaleOut is the subtest HAProxy of TestTorNetwork (project issue 5, item 4):
 // HAProxy, in mode http, balances two standalone websocket-server instances in front of the
 // network's one bridge (both use its Extended ORPort and cookie); a tor client's Bridge line
-// names HAProxy's port. The client bootstraps and fetches; then the instance that carries the
+// names HAProxy's port. HAProxy connects to the instances from 127.0.0.2, which they trust
+// as a proxy, and adds X-Forwarded-For. The client bootstraps and fetches; then the instance that carries the
 // client's connection is killed in the middle of a fetch, and fresh fetches on new circuits
 // must still succeed, through the surviving instance.
 func torHAProxyScaleOut(t *testing.T, tn *torNetwork, bridgeDebug string) {
@@ -33,7 +34,7 @@ func torHAProxyScaleOut(t *testing.T, tn *torNetwork, bridgeDebug string) {
 		addr := fmt.Sprintf("127.0.0.1:%d", torFreePort(t))
 		insts = append(insts, torStart(t, name, filepath.Join(logs, name+".log"), exec.Command(server,
 			"-listen", addr, "-extorport", fmt.Sprintf("127.0.0.1:%d", tn.extORPort),
-			"-auth-cookie", tn.cookieFile(), "-log-level", "info")))
+			"-auth-cookie", tn.cookieFile(), "-trusted-proxy", "127.0.0.2/32", "-log-level", "info")))
 		backends = append(backends, fmt.Sprintf("\tserver %s %s check inter 500ms fall 2 rise 1", name, addr))
 	}
 	haPort := torFreePort(t)
@@ -43,8 +44,9 @@ func torHAProxyScaleOut(t *testing.T, tn *torNetwork, bridgeDebug string) {
 		"global", "\tstats socket " + sock + " mode 600 level admin", "\tlog stdout format raw local0",
 		"defaults", "\tmode http", "\tlog global", "\toption httplog", "\tretries 3", "\toption redispatch",
 		"\ttimeout connect 5s", "\ttimeout client 60s", "\ttimeout server 60s", "\ttimeout tunnel 1h",
+		"\toption forwardfor",
 		"frontend websocket", fmt.Sprintf("\tbind 127.0.0.1:%d", haPort), "\tdefault_backend servers",
-		"backend servers", "\tbalance roundrobin"}, backends...)...)
+		"backend servers", "\tbalance roundrobin", "\tsource 127.0.0.2"}, backends...)...)
 	if out, err := exec.Command("haproxy", "-c", "-f", cfg).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c: %v\n%s", err, out)
 	}
@@ -58,6 +60,7 @@ func torHAProxyScaleOut(t *testing.T, tn *torNetwork, bridgeDebug string) {
 	}
 
 	extORBefore := torCount(bridgeDebug, "Got client's hash and it was legit.")
+	userAddrsBefore := torCount(bridgeDebug, "Received USERADDR.")
 	c := tn.torStartClient(t, "haclient", "UseBridges 1",
 		fmt.Sprintf("ClientTransportPlugin websocket exec %s -log-level info", program("websocket-client")),
 		fmt.Sprintf("Bridge websocket 127.0.0.1:%d %s url=ws://127.0.0.1:%d/", haPort, tn.bridge.fingerprint, haPort))
@@ -127,6 +130,20 @@ func torHAProxyScaleOut(t *testing.T, tn *torNetwork, bridgeDebug string) {
 		torCount(bridgeDebug, "Got client's hash and it was legit.")-extORBefore)
 	if ha.exited() {
 		t.Error("haproxy exited")
+	}
+	// HAProxy connects from 127.0.0.2, the instances' trusted proxy, and names the client's
+	// 127.0.0.1 in X-Forwarded-For: USERADDR must be that address, without port (tor logs
+	// it with port 0), and tor must have accepted it (the fetches above worked).
+	userAddrs, rewrite := map[string]int{}, regexp.MustCompile(` to '([^']*)'`)
+	for _, line := range torLines(bridgeDebug, "Received USERADDR.")[userAddrsBefore:] {
+		if m := rewrite.FindStringSubmatch(line); m != nil {
+			userAddrs[m[1]]++
+		}
+	}
+	if len(userAddrs) != 1 || userAddrs["127.0.0.1:0"] < 2 {
+		t.Errorf("USERADDR seen by the bridge's tor from the instances: %v, want 127.0.0.1 without port from each", userAddrs)
+	} else {
+		t.Logf("bridge: USERADDR from X-Forwarded-For, without port, accepted by tor: %v", userAddrs)
 	}
 	torCheckTransport(t, c.infoLog(), program("websocket-client"))
 	// HAProxy logs each session when it ends (option httplog): server, HTTP status, bytes
