@@ -183,17 +183,19 @@ func Client(conn net.Conn, u *url.URL, opt *Options) (*Conn, error) {
 	if o.Base64 {
 		req.WriteString("Sec-WebSocket-Protocol: base64\r\n")
 	}
-	for name := range o.Header {
+	extra := http.Header{} // the caller's headers, except those the handshake sets
+	for name, v := range o.Header {
 		if strings.ContainsAny(name, " \t\r\n:") {
 			return nil, fmt.Errorf("websocket: bad header name %q", name)
 		}
+		switch k := http.CanonicalHeaderKey(name); k {
+		case "Host", "Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version",
+			"Sec-Websocket-Protocol", "Sec-Websocket-Extensions":
+		default:
+			extra[k] = v
+		}
 	}
-	if err := o.Header.WriteSubset(&req, map[string]bool{"Host": true,
-		"Upgrade": true, "Connection": true, "Sec-Websocket-Key": true,
-		"Sec-Websocket-Version": true, "Sec-Websocket-Protocol": true,
-		"Sec-Websocket-Extensions": true}); err != nil {
-		return nil, err
-	}
+	extra.Write(&req) // values with line breaks are made harmless
 	req.WriteString("\r\n")
 	if strings.ContainsAny(u.Host+u.RequestURI(), " \r\n") {
 		return nil, errors.New("websocket: bad URL")

@@ -297,13 +297,14 @@ func TestClientFailures(t *testing.T) {
 			}
 			defer nc.Close()
 			_, err = Client(nc, mustURL(t, "ws://"+addr+"/path?q=1"), &Options{Base64: true,
-				Header: http.Header{"User-Agent": {"test/1"}}})
+				Header: http.Header{"User-Agent": {"test/1"}, "Host": {"other"},
+					"sec-websocket-protocol": {"chat"}}}) // the last two are ignored
 			if err == nil || !strings.Contains(err.Error(), tc.errPart) {
 				t.Fatalf("err %v, want one with %q", err, tc.errPart)
 			}
 			r := <-requests
 			if r.Host != addr || r.RequestURI != "/path?q=1" || r.Header.Get("User-Agent") != "test/1" ||
-				r.Header.Get("Sec-WebSocket-Protocol") != "base64" || r.Header.Get("Sec-WebSocket-Version") != "13" {
+				len(r.Header.Values("Sec-WebSocket-Protocol")) != 1 || r.Header.Get("Sec-WebSocket-Protocol") != "base64" || r.Header.Get("Sec-WebSocket-Version") != "13" {
 				t.Errorf("request %v %v %v", r.Host, r.RequestURI, r.Header)
 			}
 			if len(requests) != 0 {
@@ -376,5 +377,26 @@ func TestUpgradeOverHTTPServer(t *testing.T) {
 	buf := make([]byte, 3)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "abc" {
 		t.Fatalf("first frame: %q %v", buf, err)
+	}
+}
+
+// A frame in the same segment as the 101 answer is the first frame read.
+func TestClientKeepsBytesAfterAnswer(t *testing.T) {
+	addr, _ := fakeServer(t, func(key string) string {
+		return resp("HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade",
+			"Sec-WebSocket-Accept: "+acceptKey(key)) + "\x82\x02ok" // FIN|Binary, len 2, "ok"
+	})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c, err := Client(nc, mustURL(t, "ws://"+addr+"/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if string(got) != "ok" || err != io.ErrUnexpectedEOF { // the fake server just hangs up
+		t.Fatalf("read %q, %v", got, err)
 	}
 }
