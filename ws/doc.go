@@ -51,12 +51,15 @@
 //
 // One goroutine may call Read and one Write at a time. Close,
 // CloseWithStatus, CloseWrite, Subprotocol, the address getters and the
-// deadline setters may be called at any time from any goroutine. Pongs and
-// the Close answer are written by Read between whole frames. Close never
-// blocks longer than its bounded wait, even if another goroutine is
-// blocked in Read (that Read then fails); it sets the conn's write deadline
-// (and read deadline when no Read runs) to bound its work. A write error,
-// timeouts included, ends writing for good: a cut frame cannot be resumed.
+// deadline setters may be called at any time from any goroutine. Read
+// writes Pongs, and the answer to a Close with an error status, under the
+// same lock as Write's frames, so they come between whole frames (a Pong
+// may come between two frames of one message). Close never blocks longer
+// than its bounded wait, even if another goroutine is blocked in Read (that
+// Read then fails); it sets the conn's write deadline (and read deadline
+// when no Read runs) to bound its work, as does Read when it fails the
+// connection. A write error, timeouts included, ends writing for good: a
+// cut frame cannot be resumed.
 //
 // # Errors
 //
