@@ -86,10 +86,16 @@ var dottedQuad = regexp.MustCompile(`\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}`)
 // scrub replaces by "[scrubbed]" every addrToken holding a dotted quad (IPv4, also in IPv6),
 // "::" or seven colons (IPv6). It errs towards scrubbing: versions like 0.4.9.8 and colon
 // fingerprints go too; times like 15:04:05 and 1.2.3 stay. Integer IPv4 forms are not seen.
+// A token ending in an odd number of colons ends with punctuation, as in "1.2.3.4:80: refused":
+// that colon stays outside "[scrubbed]" ("::" ends an address such as "fe80::").
 func scrub(msg string) string {
 	return addrToken.ReplaceAllStringFunc(msg, func(tok string) string {
-		if strings.Contains(tok, "::") || strings.Count(tok, ":") >= 7 || dottedQuad.MatchString(tok) {
-			return "[scrubbed]"
+		addr, tail := tok, ""
+		if n := len(tok) - len(strings.TrimRight(tok, ":")); n%2 == 1 {
+			addr, tail = tok[:len(tok)-1], ":"
+		}
+		if strings.Contains(addr, "::") || strings.Count(addr, ":") >= 7 || dottedQuad.MatchString(addr) {
+			return "[scrubbed]" + tail
 		}
 		return tok
 	})
