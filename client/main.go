@@ -108,7 +108,7 @@ func run() int {
 		}
 		*listen = "127.0.0.1:0" // loopback only, and only IPv4: tor warns about duplicates
 	}
-	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose)
+	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose, managed)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		if managed {

@@ -36,8 +36,8 @@
 // IPv4 or IPv6 address, with or without port, by "[scrubbed]", erring towards too much.
 //
 // [Relay] copies both directions, half-closes at EOF, closes both on error, and holds only
-// small buffers while idle. [MonitorTermination] turns SIGTERM, SIGINT, stdin EOF and the
-// parent's death (pt-spec 3.4) into two channels: stop accepting, and exit now.
+// small buffers while idle. [MonitorTermination] turns SIGTERM, SIGINT, stdin EOF and (in
+// managed mode) the parent's death (pt-spec 3.4) into two channels: stop accepting, and exit now.
 //
 // Concurrency: Output, Logger and Termination are safe for concurrent use. The other functions
 // work on the connections they are given and leave no goroutine behind. The package holds no

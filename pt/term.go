@@ -16,19 +16,25 @@ type Termination struct {
 	stopOnce, nowOnce sync.Once
 }
 
-// MonitorTermination watches SIGTERM, SIGINT, stdin EOF (only if exitOnStdinClose) and the
-// parent's death (getppid changes, polled every second). SIGTERM, stdin EOF and the parent's
-// death close both channels; the first SIGINT closes Stop, the second Now. Once Now is closed
-// the signal handlers are removed, so a further signal has its default effect.
-func MonitorTermination(stdin io.Reader, exitOnStdinClose bool) *Termination {
+// MonitorTermination watches SIGTERM, SIGINT, stdin EOF (only if exitOnStdinClose) and, only
+// if watchParent, the parent's death (getppid changes, polled every second). Programs watch the
+// parent in managed mode only: tor is the parent there, while a standalone program's parent may
+// be a shell that exits at once ("nohup websocket-server ... &"). SIGTERM, stdin EOF and the
+// parent's death close both channels; the first SIGINT closes Stop, the second Now. Once Now is
+// closed the signal handlers are removed, so a further signal has its default effect.
+func MonitorTermination(stdin io.Reader, exitOnStdinClose, watchParent bool) *Termination {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	return monitor(sigs, func() { signal.Stop(sigs) }, stdin, exitOnStdinClose, os.Getppid, time.Second)
+	getppid := os.Getppid
+	if !watchParent {
+		getppid = nil
+	}
+	return monitor(sigs, func() { signal.Stop(sigs) }, stdin, exitOnStdinClose, getppid, time.Second)
 }
 
 // monitor is MonitorTermination with its sources injected: the signal channel and the function
-// that stops it, stdin, and getppid polled every interval. Its watching goroutine ends once Now
-// is closed; the one reading stdin ends at stdin's EOF or error.
+// that stops it, stdin, and getppid polled every interval (nil: the parent is not watched). Its
+// watching goroutine ends once Now is closed; the one reading stdin ends at stdin's EOF or error.
 func monitor(sigs <-chan os.Signal, stopSignals func(), stdin io.Reader, exitOnStdinClose bool,
 	getppid func() int, interval time.Duration) *Termination {
 	t := &Termination{stop: make(chan struct{}), now: make(chan struct{})}
@@ -38,17 +44,24 @@ func monitor(sigs <-chan os.Signal, stopSignals func(), stdin io.Reader, exitOnS
 			t.fireNow()
 		}()
 	}
-	ppid := getppid() // read now: the parent must not change before we look
+	ppid := 0
+	if getppid != nil {
+		ppid = getppid() // read now: the parent must not change before we look
+	}
 	go func() {
 		defer stopSignals()
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
+		var tick <-chan time.Time // nil, never ready, when the parent is not watched
+		if getppid != nil {
+			ticker := time.NewTicker(interval)
+			defer ticker.Stop()
+			tick = ticker.C
+		}
 		interrupts := 0
 		for {
 			select {
 			case <-t.now:
 				return
-			case <-tick.C:
+			case <-tick:
 				if getppid() != ppid {
 					t.fireNow()
 				}

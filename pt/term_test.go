@@ -25,12 +25,15 @@ func isClosed(ch <-chan struct{}) bool { return closedWithin(ch, 20*time.Millise
 const generous = 10 * time.Second
 
 // fakeMonitor starts a monitor with injected sources: signals sent on the returned channel,
-// a parent id read from ppid, stdin as given. stopped is closed when the monitor stops its
-// signal handling.
+// a parent id read from ppid (nil: the parent is not watched), stdin as given. stopped is
+// closed when the monitor stops its signal handling.
 func fakeMonitor(stdin io.Reader, exitOnStdinClose bool, ppid *atomic.Int64) (*Termination, chan<- os.Signal, <-chan struct{}) {
 	sigs := make(chan os.Signal, 2)
 	stopped := make(chan struct{})
-	getppid := func() int { return int(ppid.Load()) }
+	var getppid func() int
+	if ppid != nil {
+		getppid = func() int { return int(ppid.Load()) }
+	}
 	t := monitor(sigs, func() { close(stopped) }, stdin, exitOnStdinClose, getppid, 5*time.Millisecond)
 	return t, sigs, stopped
 }
@@ -48,8 +51,7 @@ func TestTerminationSIGTERM(t *testing.T) {
 }
 
 func TestTerminationSIGINT(t *testing.T) {
-	var ppid atomic.Int64
-	term, sigs, stopped := fakeMonitor(nil, false, &ppid)
+	term, sigs, stopped := fakeMonitor(nil, false, nil) // standalone: the parent is not watched
 	sigs <- syscall.SIGINT
 	if !closedWithin(term.Stop(), generous) {
 		t.Fatal("first SIGINT did not close Stop")
@@ -116,7 +118,7 @@ func TestTerminationParentDeath(t *testing.T) {
 // TestMonitorTerminationRealSignals sends real signals to the test process; MonitorTermination
 // has installed its handlers before returning, so they cannot kill the process.
 func TestMonitorTerminationRealSignals(t *testing.T) {
-	term := MonitorTermination(nil, false)
+	term := MonitorTermination(nil, false, false)
 	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func TestMonitorTerminationRealSignals(t *testing.T) {
 		t.Fatal("second SIGINT did not close Now")
 	}
 
-	term = MonitorTermination(nil, false)
+	term = MonitorTermination(nil, false, true)
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

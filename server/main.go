@@ -166,7 +166,7 @@ func run() int {
 			}
 		}
 	}
-	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose)
+	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose, managed)
 	st := &stats{log: logger}
 	var servers []*http.Server
 	for _, ba := range info.Bindaddrs {

@@ -653,3 +653,70 @@ func TestHandshakeTimeout(t *testing.T) {
 		t.Logf("after %q: closed in %v, having sent %q", sent, time.Since(start).Round(time.Millisecond), b)
 	}
 }
+
+// TestParentExit starts the programs from a shell that then exits, as "nohup websocket-server
+// ... &" does. In standalone mode the program goes on; in managed mode the parent is tor, and
+// the program exits with it.
+func TestParentExit(t *testing.T) {
+	or := newExtOR(t)
+	for _, tc := range []struct {
+		program string
+		managed bool
+	}{{"websocket-server", false}, {"websocket-client", false}, {"websocket-server", true}} {
+		t.Run(fmt.Sprintf("%s managed=%v", tc.program, tc.managed), func(t *testing.T) {
+			addr := closedAddr(t)
+			args := []string{"-listen", addr, "-orport", echoServer(t)}
+			var env []string
+			switch {
+			case tc.managed:
+				args = nil
+				env = serverEnv(t, or, "TOR_PT_SERVER_BINDADDR=websocket-"+addr, "TOR_PT_EXIT_ON_STDIN_CLOSE=0")
+			case tc.program == "websocket-client":
+				args = args[:2]
+			}
+			// The shell starts the program in the background, prints its pid, and exits when
+			// its standard input closes.
+			script := `"$0" "$@" </dev/null >/dev/null 2>&1 & echo $!; read x; exit 0`
+			sh := exec.Command("sh", append([]string{"-c", script, program(tc.program)}, args...)...)
+			sh.Env = env
+			stdin, _ := sh.StdinPipe()
+			stdout, _ := sh.StdoutPipe()
+			if err := sh.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var pid int
+			if _, err := fmt.Fscan(stdout, &pid); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+			listening := func() bool {
+				c, err := net.Dial("tcp", addr)
+				if err == nil {
+					c.Close()
+				}
+				return err == nil
+			}
+			for deadline := time.Now().Add(waitLong); !listening(); time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("not listening")
+				}
+			}
+			stdin.Close()
+			if err := sh.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.managed {
+				time.Sleep(3 * time.Second) // the parent is polled every second
+				if !listening() {
+					t.Fatal("exited with its parent in standalone mode")
+				}
+				return
+			}
+			for deadline := time.Now().Add(waitLong); listening(); time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("still running after its parent (tor) exited")
+				}
+			}
+		})
+	}
+}
