@@ -204,10 +204,7 @@ func (c *client) handle(conn net.Conn) {
 		return
 	}
 	c.conns.Add(1)
-	up, down, err := pt.Relay(sc.Conn, wsConn) // closes both
-	c.up.Add(up)
-	c.down.Add(down)
-	if err != nil {
+	if _, _, err := pt.Relay(sc.Conn, wsConn, &c.up, &c.down); err != nil { // closes both
 		c.log.Infof("connection to bridge %s ended: %v", sc.Target, err)
 	}
 }

@@ -116,7 +116,7 @@ func ExampleRelay() {
 		server.Close()
 		close(done)
 	}()
-	aToB, bToA, err := pt.Relay(a, b)
+	aToB, bToA, err := pt.Relay(a, b, nil, nil)
 	<-done
 	fmt.Println(aToB, bToA, err)
 	// Output:

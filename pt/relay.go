@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // Buffers of the copy loop. A direction waiting for data holds only a small buffer, so that
@@ -22,13 +23,14 @@ var (
 // half-closes the destination (CloseWrite if it has one, else Close) and the other direction
 // goes on; an error in either direction closes both. Returns bytes copied each way and the first
 // error that is not io.EOF (an error caused by Relay's own closing is not reported). Both
-// connections are closed when Relay returns.
-func Relay(a, b net.Conn) (aToB, bToA int64, err error) {
+// connections are closed when Relay returns. Unless nil, countAToB and countBToA are added to
+// after every write, so that totals include connections still open.
+func Relay(a, b net.Conn, countAToB, countBToA *atomic.Int64) (aToB, bToA int64, err error) {
 	var mu sync.Mutex
 	closed := false // both conns closed, or one closed fully because it has no CloseWrite
-	run := func(dst, src net.Conn, n *int64) {
+	run := func(dst, src net.Conn, n *int64, count *atomic.Int64) {
 		var rerr error
-		*n, rerr = pump(dst, src)
+		*n, rerr = pump(dst, src, cmp.Or(count, new(atomic.Int64)))
 		mu.Lock()
 		defer mu.Unlock()
 		cw, canCloseWrite := dst.(interface{ CloseWrite() error })
@@ -49,10 +51,10 @@ func Relay(a, b net.Conn) (aToB, bToA int64, err error) {
 	}
 	done := make(chan struct{})
 	go func() {
-		run(b, a, &aToB)
+		run(b, a, &aToB, countAToB)
 		close(done)
 	}()
-	run(a, b, &bToA)
+	run(a, b, &bToA, countBToA)
 	<-done
 	_ = a.Close()
 	_ = b.Close()
@@ -60,10 +62,10 @@ func Relay(a, b net.Conn) (aToB, bToA int64, err error) {
 }
 
 // pump copies src to dst until an error (io.EOF at the end of src), writing every byte read
-// before acting on a read error. It reads into a small pooled buffer; a read that fills it
+// before acting on a read error, and adds each write's count to count. It reads into a small pooled buffer; a read that fills it
 // means data is flowing, so it borrows a large one, and gives it back after a read that does
 // not fill it: the next read may block, and an idle direction must not hold 32 KiB.
-func pump(dst, src net.Conn) (int64, error) {
+func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 	small, large := smallBufs.Get().(*[]byte), (*[]byte)(nil)
 	defer func() {
 		smallBufs.Put(small)
@@ -81,6 +83,7 @@ func pump(dst, src net.Conn) (int64, error) {
 		if n > 0 {
 			w, werr := dst.Write(buf[:n])
 			total += int64(w)
+			count.Add(int64(w))
 			if werr != nil || w < n {
 				return total, cmp.Or(werr, io.ErrShortWrite)
 			}

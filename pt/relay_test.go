@@ -10,6 +10,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -24,7 +25,7 @@ func startRelay(a, b net.Conn) <-chan relayResult {
 	ch := make(chan relayResult, 1)
 	go func() {
 		var r relayResult
-		r.aToB, r.bToA, r.err = Relay(a, b)
+		r.aToB, r.bToA, r.err = Relay(a, b, nil, nil)
 		ch <- r
 	}()
 	return ch
@@ -255,6 +256,42 @@ func (c *scriptConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// TestRelayLiveCounts checks that the counters show the bytes of a connection still open.
+func TestRelayLiveCounts(t *testing.T) {
+	left, a := loopbackPair(t)
+	b, right := loopbackPair(t)
+	var up, down atomic.Int64
+	up.Store(100) // a total from earlier connections
+	done := make(chan relayResult, 1)
+	go func() {
+		var r relayResult
+		r.aToB, r.bToA, r.err = Relay(a, b, &up, &down)
+		done <- r
+	}()
+	for _, d := range []struct {
+		from, to net.Conn
+		msg      string
+	}{{left, right, "hello"}, {right, left, "a longer answer"}} {
+		if _, err := d.from.Write([]byte(d.msg)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(d.to, make([]byte, len(d.msg))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The counter is added to just after the write that the reader has seen: wait a little.
+	for deadline := time.Now().Add(generous); up.Load() != 105 || down.Load() != 15; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("counters %d, %d while open; want 105, 15", up.Load(), down.Load())
+		}
+	}
+	left.Close()
+	right.Close()
+	if r := waitRelay(t, done); r.aToB != 5 || r.bToA != 15 || up.Load() != 105 || down.Load() != 15 {
+		t.Errorf("Relay = %d, %d, counters %d, %d; want 5, 15, 105, 15", r.aToB, r.bToA, up.Load(), down.Load())
+	}
+}
+
 // discardConn accepts all writes.
 type discardConn struct{ net.Conn }
 
@@ -264,7 +301,11 @@ func (discardConn) Write(p []byte) (int, error) { return len(p), nil }
 // large one until a read does not fill it.
 func TestPumpBuffers(t *testing.T) {
 	src := &scriptConn{chunks: []int{10, smallBufSize, largeBufSize, largeBufSize, 100, 5, smallBufSize, 7}}
-	n, err := pump(discardConn{}, src)
+	var count atomic.Int64
+	n, err := pump(discardConn{}, src, &count)
+	if count.Load() != n {
+		t.Errorf("count %d, want %d as returned", count.Load(), n)
+	}
 	// 10: short, stay small; 2048 fills: go large; 32768 twice: stay large; 100: short, back to
 	// small; 5: stay; 2048 fills: large; 7: short, small; then EOF.
 	want := []int{smallBufSize, smallBufSize, largeBufSize, largeBufSize, largeBufSize, smallBufSize, smallBufSize, largeBufSize, smallBufSize}

@@ -312,10 +312,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns.Add(1)
-	up, down, err := pt.Relay(conn, or) // closes both
-	s.up.Add(up)
-	s.down.Add(down)
-	if err != nil {
+	if _, _, err := pt.Relay(conn, or, &s.up, &s.down); err != nil { // closes both
 		s.log.Infof("connection from %s ended: %v", r.RemoteAddr, err)
 	}
 }

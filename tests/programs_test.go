@@ -720,3 +720,38 @@ func TestParentExit(t *testing.T) {
 		})
 	}
 }
+
+// TestSummaryOpenTunnel checks that the summary logged at SIGTERM counts the bytes of a tunnel
+// still open (tor's connections last hours; they were once counted only when they ended).
+func TestSummaryOpenTunnel(t *testing.T) {
+	for _, program := range []string{"websocket-client", "websocket-server"} {
+		t.Run(program, func(t *testing.T) {
+			or, server, client := tunnel(t)
+			conn, code := socks5(t, client.addr, server.addr, "")
+			if code != 0 {
+				t.Fatalf("SOCKS reply %d", code)
+			}
+			oc := or.next(t)
+			conn.Write([]byte("12345"))
+			if _, err := io.ReadFull(oc, make([]byte, 5)); err != nil {
+				t.Fatal(err)
+			}
+			oc.Write([]byte("1234567"))
+			if _, err := io.ReadFull(conn, make([]byte, 7)); err != nil {
+				t.Fatal(err)
+			}
+			// Only one program ends: the other keeps the tunnel open until then.
+			p, want := client, "summary: 1 connections, 5 bytes sent, 7 bytes received"
+			if program == "websocket-server" {
+				p, want = server, "summary: 1 connections, 5 bytes received, 7 bytes sent"
+			}
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			if code, err := p.wait(waitLong); err != nil || code != 0 {
+				t.Errorf("exit status %d (%v), want 0", code, err)
+			}
+			if !strings.Contains(p.output(), want) {
+				t.Errorf("no %q in the output:\n%s", want, p.output())
+			}
+		})
+	}
+}
