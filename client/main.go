@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -82,7 +81,7 @@ func run() int {
 	var err error
 	if c.defaults, err = parseBridge(defaults, bridge{}); err != nil {
 		return usage(err)
-	} else if c.log, err = newLogger(out, *logFile, *logLevel, *unsafeLog, managed); err != nil {
+	} else if c.log, err = pt.OpenLogger(out, *logFile, *logLevel, *unsafeLog, managed); err != nil {
 		return usage(err)
 	}
 	if *proxy != "" {
@@ -131,35 +130,9 @@ func run() int {
 	}()
 	<-term.Stop()
 	ln.Close()
-	drain(&c.active, term)
+	term.Drain(&c.active)
 	c.summary()
 	return 0
-}
-
-// newLogger logs to file, or else to tor in managed mode, or else to stderr.
-func newLogger(out *pt.Output, file, level string, unsafe, managed bool) (*pt.Logger, error) {
-	var w io.Writer = os.Stderr
-	if file != "" {
-		f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, err
-		}
-		w = f
-	} else if managed {
-		w = nil
-	}
-	return pt.NewLogger(out, w, level, unsafe)
-}
-
-// drain waits until no connection is active or term says exit now.
-func drain(active *atomic.Int64, term *pt.Termination) {
-	for active.Load() > 0 {
-		select {
-		case <-term.Now():
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 func (c *client) summary() {

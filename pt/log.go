@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -40,6 +41,25 @@ func NewLogger(out *Output, w io.Writer, minLevel string, unsafe bool) (*Logger,
 		return nil, errors.New("logger needs a writer or an Output")
 	}
 	return &Logger{out: out, w: w, limit: limit, unsafe: unsafe}, nil
+}
+
+// OpenLogger is NewLogger for a program's -log flag: it appends to file (created 0600) when file
+// is not empty, else writes LOG lines through out in managed mode, else writes to os.Stderr.
+func OpenLogger(out *Output, file, minLevel string, unsafe, managed bool) (*Logger, error) {
+	l, err := NewLogger(out, os.Stderr, minLevel, unsafe) // checks minLevel before making a file
+	switch {
+	case err != nil:
+		return nil, err
+	case file != "":
+		f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		l.w = f
+	case managed:
+		l.w = nil
+	}
+	return l, nil
 }
 
 func (l *Logger) logf(level string, format string, a ...any) {

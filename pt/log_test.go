@@ -3,6 +3,8 @@ package pt
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -175,5 +177,48 @@ func BenchmarkScrub(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		scrub(msg)
+	}
+}
+
+func TestOpenLogger(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pt.log")
+	for i := 0; i < 2; i++ { // the second logger appends
+		l, err := OpenLogger(nil, file, "notice", false, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Noticef("line %d from 192.0.2.1:80", i)
+	}
+	b, err := os.ReadFile(file)
+	want := regexp.MustCompile(`^` + stamp + ` \[notice\] line 0 from \[scrubbed\]\n` + stamp + ` \[notice\] line 1 from \[scrubbed\]\n$`)
+	if err != nil || !want.Match(b) {
+		t.Errorf("log file: %q, %v", b, err)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("log file mode: %v, %v; want 0600", fi.Mode(), err)
+	}
+
+	var out strings.Builder
+	l, err := OpenLogger(NewOutput(&out), "", "notice", false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Warnf("managed")
+	if got := out.String(); got != "LOG SEVERITY=warning MESSAGE=\"managed\"\n" {
+		t.Errorf("managed, no file: %q", got)
+	}
+	if l, err := OpenLogger(NewOutput(&out), "", "notice", false, false); err != nil || l.w != os.Stderr {
+		t.Errorf("standalone, no file: writer %v, %v; want os.Stderr", l.w, err)
+	}
+
+	bad := filepath.Join(t.TempDir(), "not-made.log")
+	if l, err := OpenLogger(nil, bad, "chatty", false, false); err == nil || l != nil {
+		t.Errorf("OpenLogger with level chatty: %v, %v", l, err)
+	}
+	if _, err := os.Stat(bad); !os.IsNotExist(err) {
+		t.Errorf("a bad level still made the log file: %v", err)
+	}
+	if l, err := OpenLogger(nil, t.TempDir(), "notice", false, false); err == nil || l != nil {
+		t.Errorf("OpenLogger on a directory: %v, %v", l, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -84,6 +85,17 @@ func (t *Termination) Stop() <-chan struct{} { return t.stop }
 
 // Now is closed at SIGTERM, a second SIGINT, stdin EOF or the parent's death: exit.
 func (t *Termination) Now() <-chan struct{} { return t.now }
+
+// Drain waits until active (the count of open connections) is zero, or Now is closed.
+func (t *Termination) Drain(active *atomic.Int64) {
+	for active.Load() > 0 {
+		select {
+		case <-t.now:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
 
 func (t *Termination) fireStop() { t.stopOnce.Do(func() { close(t.stop) }) }
 

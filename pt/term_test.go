@@ -140,3 +140,27 @@ func TestMonitorTerminationRealSignals(t *testing.T) {
 		t.Fatal("SIGTERM did not close Now and Stop")
 	}
 }
+
+func TestDrain(t *testing.T) {
+	term, sigs, _ := fakeMonitor(nil, false, nil)
+	var active atomic.Int64
+	active.Store(2)
+	drained := make(chan struct{})
+	go func() { term.Drain(&active); close(drained) }()
+	active.Add(-1)
+	if isClosed(drained) {
+		t.Fatal("Drain returned with a connection active")
+	}
+	active.Add(-1)
+	if !closedWithin(drained, generous) {
+		t.Fatal("Drain did not return once no connection was active")
+	}
+
+	active.Store(1) // never ends: only Now ends Drain
+	drained = make(chan struct{})
+	go func() { term.Drain(&active); close(drained) }()
+	sigs <- syscall.SIGTERM
+	if !closedWithin(drained, generous) {
+		t.Fatal("Drain did not return at Now")
+	}
+}

@@ -134,7 +134,7 @@ func run() int {
 	}
 	managed := pt.Managed(os.Getenv)
 	out := pt.NewOutput(os.Stdout)
-	logger, err := newLogger(out, *logFile, *logLevel, *unsafeLog, managed)
+	logger, err := pt.OpenLogger(out, *logFile, *logLevel, *unsafeLog, managed)
 	if err != nil {
 		return usage(err)
 	}
@@ -200,35 +200,9 @@ func run() int {
 	for _, srv := range servers {
 		srv.Close() // listeners and connections still in HTTP; WebSockets go on
 	}
-	drain(&st.active, term)
+	term.Drain(&st.active)
 	st.summary()
 	return 0
-}
-
-// newLogger logs to file, or else to tor in managed mode, or else to stderr.
-func newLogger(out *pt.Output, file, level string, unsafe, managed bool) (*pt.Logger, error) {
-	var w io.Writer = os.Stderr
-	if file != "" {
-		f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, err
-		}
-		w = f
-	} else if managed {
-		w = nil
-	}
-	return pt.NewLogger(out, w, level, unsafe)
-}
-
-// drain waits until no connection is active or term says exit now.
-func drain(active *atomic.Int64, term *pt.Termination) {
-	for active.Load() > 0 {
-		select {
-		case <-term.Now():
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // listen applies ba's options over base, opens the listener and serves it in a goroutine.
