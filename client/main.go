@@ -167,7 +167,7 @@ func (c *client) handle(conn net.Conn) {
 	}
 	wsConn, err := c.connect(sc)
 	if err != nil {
-		c.log.Warnf("connecting to bridge %s: %v", sc.Target, err)
+		c.log.Warnf("connecting to the bridge: %s", unnamed(err))
 		sc.Reject(err)
 		return
 	}
@@ -178,7 +178,7 @@ func (c *client) handle(conn net.Conn) {
 	}
 	c.conns.Add(1)
 	if _, _, err := pt.Relay(sc.Conn, wsConn, &c.up, &c.down); err != nil { // closes both
-		c.log.Infof("connection to bridge %s ended: %v", sc.Target, err)
+		c.log.Infof("connection to the bridge ended: %v", err)
 	}
 }
 
@@ -218,6 +218,20 @@ func (c *client) connect(sc *pt.SocksConn) (*ws.Conn, error) {
 	return wsConn, nil
 }
 
+// unnamed is err's text without the host names that DNS and certificate errors carry: the
+// logger scrubs addresses, not names, and the name of a bridge or front gives the bridge away.
+func unnamed(err error) string {
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &dnsErr):
+		return "resolving a host name: " + dnsErr.Err
+	case errors.As(err, &certErr):
+		return fmt.Sprintf("TLS: certificate not accepted (%T)", certErr.Err)
+	}
+	return err.Error()
+}
+
 // parseBridge applies per-bridge arguments (url=, front=, protocol=) over the defaults d.
 func parseBridge(args pt.Args, d bridge) (bridge, error) {
 	for k, vs := range args {
@@ -228,7 +242,7 @@ func parseBridge(args pt.Args, d bridge) (bridge, error) {
 		case "url":
 			u, err := url.Parse(v)
 			if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.User != nil || u.Fragment != "" {
-				return d, fmt.Errorf("bad url argument %q: want ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH", v)
+				return d, errors.New("bad url argument: want ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH")
 			}
 			d.url = u
 		case "front":

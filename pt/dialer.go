@@ -89,7 +89,7 @@ func (d *Dialer) dialTCP(ctx context.Context, network, addr string) (net.Conn, e
 	}
 	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
 	if err == nil {
-		err = fmt.Errorf("no address for %q", host)
+		err = errors.New("no address for the host name")
 	}
 	for _, ip := range ips {
 		nd.LocalAddr = bindAddr(ip.IP, d.OutboundV4, d.OutboundV6)
@@ -123,7 +123,7 @@ func splitTarget(addr string) (host string, ip netip.Addr, port uint16, err erro
 	}
 	n, err := strconv.ParseUint(p, 10, 16)
 	if err != nil {
-		return "", ip, 0, fmt.Errorf("bad port in %q", addr)
+		return "", ip, 0, errors.New("bad port")
 	}
 	ip, _ = netip.ParseAddr(host)
 	return host, ip.Unmap(), uint16(n), nil
@@ -144,7 +144,7 @@ func socks5Connect(rw io.ReadWriter, user *url.Userinfo, addr string) error {
 	case !ip.IsValid() && len(host) >= 1 && len(host) <= 255:
 		req = append(append(req, socksAtypDomain, byte(len(host))), host...)
 	default:
-		return fmt.Errorf("cannot send host %q", host)
+		return errors.New("cannot send host: zoned address, or name of 0 or over 255 bytes")
 	}
 	req = append(req, byte(port>>8), byte(port))
 	method := byte(socksAuthNone)
@@ -235,7 +235,7 @@ func httpConnect(rw io.ReadWriter, user *url.Userinfo, addr string) error {
 		return err
 	}
 	if strings.ContainsFunc(addr, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return fmt.Errorf("bad target %q", addr)
+		return errors.New("bad target: a space or control byte")
 	}
 	req := "CONNECT " + addr + " HTTP/1.1\r\nHost: " + addr + "\r\n"
 	if user != nil {

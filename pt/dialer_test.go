@@ -220,6 +220,9 @@ func TestDialProxy(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("got %v, want an error with %q", err, tc.wantErr)
 				}
+				if host, _, _ := net.SplitHostPort(tc.target); host != "" && strings.Contains(err.Error(), host) {
+					t.Errorf("error %q repeats the target's host, which may name a bridge", err)
+				}
 				if tc.wantCode != 0 && socksReplyCode(err) != tc.wantCode {
 					t.Errorf("Reject code %d, want %d", socksReplyCode(err), tc.wantCode)
 				}

@@ -33,7 +33,8 @@
 // prints PROXY DONE.
 //
 // Privacy (pt-spec 4): unless told otherwise, [Logger] replaces everything that looks like an
-// IPv4 or IPv6 address, with or without port, by "[scrubbed]", erring towards too much.
+// IPv4 or IPv6 address, with or without port, by "[scrubbed]", erring towards too much. It
+// cannot recognize host names, so errors do not repeat a target's or a SOCKS request's name.
 //
 // [Relay] copies both directions, half-closes at EOF, closes both on error, and holds only
 // small buffers while idle. [MonitorTermination] turns SIGTERM, SIGINT, stdin EOF and (in

@@ -207,7 +207,7 @@ func (c *SocksConn) domain(w *wire, name []byte) string {
 		ok = ok && b > ' ' && b < 0x7f && b != '[' && b != ']'
 	}
 	if !ok {
-		c.refusef(w, socksGeneralFailure, "bad domain name %q", name)
+		c.refusef(w, socksGeneralFailure, "bad domain name") // not echoed: a name identifies a bridge
 	}
 	return string(name)
 }

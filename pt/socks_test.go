@@ -349,3 +349,16 @@ func FuzzSocksHandshake(f *testing.F) {
 		}
 	})
 }
+
+// TestSocksBadDomainNotEchoed checks that the error for a bad domain name does not repeat it:
+// a bridge's name must not reach the logs, which scrub only addresses.
+func TestSocksBadDomainNotEchoed(t *testing.T) {
+	conn := &bufConn{r: strings.NewReader(
+		"\x04\x01\x00\x50" + // VN 4, CD CONNECT, DSTPORT 80
+			"\x00\x00\x00\x01" + // DSTIP 0.0.0.1: a domain name follows
+			"\x00" + // USERID "", NUL
+			"bridge.example\x01\x00")} // the name with a control byte, NUL
+	if _, err := SocksHandshake(conn, time.Minute); err == nil || strings.Contains(err.Error(), "bridge.example") {
+		t.Errorf("error %v, want one that does not name the host", err)
+	}
+}

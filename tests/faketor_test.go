@@ -47,9 +47,8 @@ var protocolLine = regexp.MustCompile(`^(VERSION|VERSION-ERROR|ENV-ERROR|CMETHOD
 
 // startProc runs a program with exactly env (no inherited environment). In managed mode it
 // waits until the program has printed CMETHODS DONE / SMETHODS DONE, or an error line, or has
-// exited. The cleanup kills it
-// and checks its output: only protocol lines on stdout, and no address in any log line unless
-// -unsafe-logging was given.
+// exited. The cleanup kills it and checks its output: only protocol lines on stdout, no host
+// name in any log line, and no address unless -unsafe-logging was given.
 func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(program(name), args...), done: make(chan struct{})}
@@ -124,6 +123,9 @@ func (p *proc) cleanup() {
 	}
 	if !p.unsafe && (strings.Contains(logs, "127.0.0.1") || strings.Contains(logs, "[::1]")) {
 		p.t.Errorf("an address appears in the logs:\n%s", logs)
+	}
+	if strings.Contains(logs, ".example") { // the tests' bridge and front names
+		p.t.Errorf("a host name appears in the logs:\n%s", logs)
 	}
 }
 

@@ -502,6 +502,10 @@ func TestWSS(t *testing.T) {
 			}
 		}
 	}
+	// The log says what failed without the names (the cleanup checks that none appears).
+	if want := "TLS: certificate not accepted (x509.HostnameError)"; !client.waitOutput(want) {
+		t.Errorf("no %q in the log:\n%s", want, client.output())
+	}
 }
 
 // writeCert writes a self-signed certificate for name and its key.
