@@ -139,3 +139,30 @@ func (s *stats) add(err error) {
 func (s *stats) line() string {
 	return fmt.Sprintf("%d %d %s", s.ok, s.bad, s.first)
 }
+
+// cmdBulk moves -size MiB through one tunnel and prints MB/s: a driver for
+// profiling a running chain by hand (perf, strace).
+func cmdBulk(args []string) error {
+	fs := flag.NewFlagSet("bulk", flag.ExitOnError)
+	entry := fs.String("entry", "", "address of the chain's entry")
+	socks := fs.String("socks", "", "SOCKS5 target (for ours), empty for a plain TCP entry")
+	size := fs.Int64("size", 1024, "MiB")
+	up := fs.Bool("up", false, "upload (default: download)")
+	fs.Parse(args)
+	c, err := tunnel{*entry, *socks}.dial(10 * time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	start := time.Now()
+	if *up {
+		err = upload(c, *size<<20, 32<<10)
+	} else {
+		err = download(c, *size<<20)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%.0f MB/s\n", float64(*size<<20)/1e6/time.Since(start).Seconds())
+	return nil
+}

@@ -19,6 +19,7 @@
 //	bench relay-gorilla-server -listen ADDR -to ADDR [-base64]
 //	bench load -entry ADDR [-socks ADDR] -n N ...   (a load-generator child)
 //	bench target -listen ADDR                       (sink / source / echo target)
+//	bench bulk -entry ADDR [-socks ADDR] -size MiB [-up]  (one transfer, for profiling by hand)
 package main
 
 import (
@@ -27,29 +28,33 @@ import (
 )
 
 func main() {
-	var err error
-	cmd, args := "", os.Args[1:]
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// run dispatches to the subcommand named by args[0], or to the harness.
+func run(args []string) error {
+	cmd := ""
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "":
-		err = runHarness(args)
+		return runHarness(args)
 	case "relay-raw":
-		err = cmdRelayRaw(args)
+		return cmdRelayRaw(args)
 	case "relay-gorilla-client":
-		err = cmdGorillaClient(args)
+		return cmdGorillaClient(args)
 	case "relay-gorilla-server":
-		err = cmdGorillaServer(args)
+		return cmdGorillaServer(args)
 	case "load":
-		err = cmdLoad(args)
+		return cmdLoad(args)
+	case "bulk":
+		return cmdBulk(args)
 	case "target":
-		err = cmdTarget(args)
-	default:
-		err = fmt.Errorf("unknown subcommand %q", cmd)
+		return cmdTarget(args)
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
+	return fmt.Errorf("unknown subcommand %q", cmd)
 }

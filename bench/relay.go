@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"flag"
 	"io"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -23,7 +26,7 @@ func cmdRelayRaw(args []string) error {
 		return err
 	}
 	for {
-		c, err := ln.Accept()
+		c, err := accept(ln)
 		if err != nil {
 			return err
 		}
@@ -39,6 +42,19 @@ func cmdRelayRaw(args []string) error {
 			copyHalfClose(c, d)
 			<-done
 		}()
+	}
+}
+
+// accept is ln.Accept that waits and retries when out of file descriptors (as
+// net/http's server does), so that a relay survives a load it cannot hold.
+func accept(ln net.Listener) (net.Conn, error) {
+	for {
+		c, err := ln.Accept()
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		return c, err
 	}
 }
 
@@ -94,7 +110,7 @@ func cmdGorillaClient(args []string) error {
 		return err
 	}
 	for {
-		c, err := ln.Accept()
+		c, err := accept(ln)
 		if err != nil {
 			return err
 		}

@@ -33,7 +33,7 @@ func cmdTarget(args []string) error {
 		return err
 	}
 	for {
-		c, err := ln.Accept()
+		c, err := accept(ln)
 		if err != nil {
 			return err
 		}
@@ -58,7 +58,7 @@ var pattern = func() []byte {
 func serveTarget(c net.Conn) {
 	defer c.Close()
 	var hdr [9]byte
-	buf := make([]byte, 64<<10)
+	var buf []byte // for uploads only: an idle echo tunnel should cost the target little
 	for {
 		if _, err := io.ReadFull(c, hdr[:]); err != nil {
 			return
@@ -66,6 +66,9 @@ func serveTarget(c net.Conn) {
 		n := int64(binary.BigEndian.Uint64(hdr[1:]))
 		switch hdr[0] {
 		case opUpload:
+			if buf == nil {
+				buf = make([]byte, 64<<10)
+			}
 			if _, err := io.CopyBuffer(io.Discard, io.LimitReader(c, n), buf); err != nil {
 				return
 			}
@@ -77,7 +80,7 @@ func serveTarget(c net.Conn) {
 				return
 			}
 		case opEcho:
-			io.CopyBuffer(struct{ io.Writer }{c}, struct{ io.Reader }{c}, buf[:4096])
+			io.CopyBuffer(struct{ io.Writer }{c}, struct{ io.Reader }{c}, make([]byte, 4096))
 			return
 		default:
 			return

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestMain lets the test binary serve as the harness's child processes: the
+// relays that TestChains starts run this binary with BENCH_CHILD=1.
+func TestMain(m *testing.M) {
+	if os.Getenv("BENCH_CHILD") == "1" {
+		if err := run(os.Args[1:]); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Setenv("BENCH_CHILD", "1")
+	os.Exit(m.Run())
+}
+
+func TestStat(t *testing.T) {
+	s := stat([]float64{5, 1, 3, 2, 4})
+	if s != (spread{3, 1, 5}) {
+		t.Fatalf("odd count: %+v", s)
+	}
+	if s := stat([]float64{4, 1, 2, 3}); s != (spread{2.5, 1, 4}) {
+		t.Fatalf("even count: %+v", s)
+	}
+	// Paired: round 1 ours/raw = 0.5, round 2 = 1, round 3 = 0.8 → median 0.8,
+	// unlike the ratio of the medians (8/10).
+	q, ok := pairedRatio([]float64{5, 10, 8}, []float64{10, 10, 10})
+	if !ok || q != 0.8 {
+		t.Fatalf("pairedRatio = %v, %v", q, ok)
+	}
+	if _, ok := pairedRatio(nil, []float64{1}); ok {
+		t.Fatal("pairedRatio of nothing reported a value")
+	}
+}
+
+func TestStatFields(t *testing.T) {
+	// A command name with a space and a parenthesis, as /proc allows.
+	line := "1234 (a b) c) S 1 1234 1234 0 -1 4194304 100 0 0 0 250 75 0 0 20 0 8 0"
+	f := statFields(line)
+	if f[0] != "S" || f[11] != "250" || f[12] != "75" {
+		t.Fatalf("fields %q", f)
+	}
+}
+
+// TestSocks5Connect checks the client against the wire bytes of RFC 1928.
+func TestSocks5Connect(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	done := make(chan []byte, 1)
+	go func() {
+		defer b.Close()
+		got := make([]byte, 3+10)
+		io.ReadFull(b, got[:3])
+		b.Write([]byte{5, 0}) // version 5, method "no authentication"
+		io.ReadFull(b, got[3:])
+		b.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, 0, 0}) // succeeded, bound 0.0.0.0:0
+		done <- got
+	}()
+	if err := socks5Connect(a, "127.0.0.1:8080"); err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{5, 1, 0, // greeting: version 5, 1 method, no authentication
+		5, 1, 0, 1, 127, 0, 0, 1, 0x1f, 0x90} // CONNECT, IPv4 127.0.0.1, port 8080
+	if got := <-done; !bytes.Equal(got, want) {
+		t.Fatalf("client sent % x, want % x", got, want)
+	}
+}
+
+func TestSocks5Refused(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	go func() {
+		defer b.Close()
+		io.ReadFull(b, make([]byte, 3))
+		b.Write([]byte{5, 0})
+		io.ReadFull(b, make([]byte, 10))
+		b.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0}) // 5: connection refused
+	}()
+	err := socks5Connect(a, "127.0.0.1:8080")
+	if err == nil || !strings.Contains(err.Error(), "reply code 5") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestChains runs the raw and gorilla chains end to end, as child processes,
+// with a transfer each way, a latency round and a small load test.
+func TestChains(t *testing.T) {
+	c := &config{logDir: t.TempDir(), chunk: 32 << 10, size: 1 << 20}
+	tAddr := listen(t, serveTarget)
+	for _, v := range []variant{{"raw", false}, {"gorilla", false}, {"gorilla", true}} {
+		ch, err := c.startChain(v, tAddr, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, up := range []bool{true, false} {
+			if mbps, _, err := c.bulk(ch, up); err != nil || mbps <= 0 {
+				t.Errorf("%s: %v MB/s, %v", v, mbps, err)
+			}
+		}
+		rtt, err := pingPong(ch, 20)
+		if err != nil || len(rtt) != 20 || rtt[0] <= 0 || rtt[0] > rtt[19] {
+			t.Errorf("%s: latency %v, %v", v, rtt, err)
+		}
+		ch.stop()
+	}
+	l, err := c.loadTest(variant{"gorilla", false}, tAddr, 2, 50, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.ok() || l.opened != 50 || l.carried != 50 || !l.rssOK {
+		t.Fatalf("load test: %+v", l)
+	}
+}
