@@ -21,40 +21,37 @@ func cmdRelayRaw(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:0", "listen address")
 	to := fs.String("to", "", "address to connect to")
 	fs.Parse(args)
-	ln, err := net.Listen("tcp", *listen)
+	return serveTCP(*listen, func(c net.Conn) {
+		defer c.Close()
+		d, err := net.Dial("tcp", *to)
+		if err != nil {
+			return
+		}
+		defer d.Close()
+		done := make(chan struct{})
+		go func() { copyHalfClose(d, c); close(done) }()
+		copyHalfClose(c, d)
+		<-done
+	})
+}
+
+// serveTCP listens on addr and runs handle for each connection in a goroutine.
+// Out of file descriptors, it waits and retries (as net/http's server does), so
+// that a relay survives a load it cannot hold.
+func serveTCP(addr string, handle func(net.Conn)) error {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	for {
-		c, err := accept(ln)
-		if err != nil {
-			return err
-		}
-		go func() {
-			defer c.Close()
-			d, err := net.Dial("tcp", *to)
-			if err != nil {
-				return
-			}
-			defer d.Close()
-			done := make(chan struct{})
-			go func() { copyHalfClose(d, c); close(done) }()
-			copyHalfClose(c, d)
-			<-done
-		}()
-	}
-}
-
-// accept is ln.Accept that waits and retries when out of file descriptors (as
-// net/http's server does), so that a relay survives a load it cannot hold.
-func accept(ln net.Listener) (net.Conn, error) {
 	for {
 		c, err := ln.Accept()
 		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 			time.Sleep(10 * time.Millisecond)
 			continue
+		} else if err != nil {
+			return err
 		}
-		return c, err
+		go handle(c)
 	}
 }
 
@@ -105,24 +102,14 @@ func cmdGorillaClient(args []string) error {
 		ReadBufferSize: o.rbuf, WriteBufferSize: o.wbuf, WriteBufferPool: &o.writeBufPool,
 		Subprotocols: o.protocols(),
 	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return err
-	}
-	for {
-		c, err := accept(ln)
+	return serveTCP(*listen, func(c net.Conn) {
+		defer c.Close()
+		ws, _, err := dialer.Dial(*url, nil)
 		if err != nil {
-			return err
+			return
 		}
-		go func() {
-			defer c.Close()
-			ws, _, err := dialer.Dial(*url, nil)
-			if err != nil {
-				return
-			}
-			gorillaPipe(c, ws, &o)
-		}()
-	}
+		gorillaPipe(c, ws, &o)
+	})
 }
 
 func cmdGorillaServer(args []string) error {

@@ -28,17 +28,7 @@ func cmdTarget(args []string) error {
 	fs := flag.NewFlagSet("target", flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "listen address")
 	fs.Parse(args)
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return err
-	}
-	for {
-		c, err := accept(ln)
-		if err != nil {
-			return err
-		}
-		go serveTarget(c)
-	}
+	return serveTCP(*listen, serveTarget)
 }
 
 // pattern is the payload of bulk transfers: not all zeros, so that nothing on
