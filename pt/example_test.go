@@ -17,7 +17,6 @@ func ExampleOutput() {
 	out.CmethodsDone()
 	out.Smethod("websocket", &net.TCPAddr{IP: net.IPv6loopback, Port: 80}, pt.Args{"url": {"ws://example.com/"}})
 	out.Log("warning", "two\nlines and a \"quote\"")
-	out.Status("websocket", "CONNECT", "Success")
 	out.StatusVersion("websocket-client", "1.0")
 	// Output:
 	// VERSION 1
@@ -25,7 +24,6 @@ func ExampleOutput() {
 	// CMETHODS DONE
 	// SMETHOD websocket [::1]:80 ARGS:url=ws://example.com/
 	// LOG SEVERITY=warning MESSAGE="two\nlines and a \"quote\""
-	// STATUS TRANSPORT=websocket CONNECT=Success
 	// STATUS TYPE=version IMPLEMENTATION=websocket-client VERSION=1.0
 }
 

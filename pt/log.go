@@ -46,20 +46,18 @@ func NewLogger(out *Output, w io.Writer, minLevel string, unsafe bool) (*Logger,
 // OpenLogger is NewLogger for a program's -log flag: it appends to file (created 0600) when file
 // is not empty, else writes LOG lines through out in managed mode, else writes to os.Stderr.
 func OpenLogger(out *Output, file, minLevel string, unsafe, managed bool) (*Logger, error) {
-	l, err := NewLogger(out, os.Stderr, minLevel, unsafe) // checks minLevel before making a file
-	switch {
-	case err != nil:
-		return nil, err
-	case file != "":
+	var w io.Writer = os.Stderr
+	if managed {
+		w = nil
+	}
+	if file != "" && levelIndex(minLevel) >= 0 { // a bad level makes no file
 		f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, err
 		}
-		l.w = f
-	case managed:
-		l.w = nil
+		w = f
 	}
-	return l, nil
+	return NewLogger(out, w, minLevel, unsafe)
 }
 
 func (l *Logger) logf(level string, format string, a ...any) {
@@ -80,20 +78,12 @@ func (l *Logger) logf(level string, format string, a ...any) {
 	_, _ = io.WriteString(l.w, line)
 }
 
-// Errorf logs at level error.
-func (l *Logger) Errorf(format string, a ...any) { l.logf("error", format, a...) }
-
-// Warnf logs at level warning.
-func (l *Logger) Warnf(format string, a ...any) { l.logf("warning", format, a...) }
-
-// Noticef logs at level notice.
+// Errorf, Warnf, Noticef, Infof and Debugf log a message at their level.
+func (l *Logger) Errorf(format string, a ...any)  { l.logf("error", format, a...) }
+func (l *Logger) Warnf(format string, a ...any)   { l.logf("warning", format, a...) }
 func (l *Logger) Noticef(format string, a ...any) { l.logf("notice", format, a...) }
-
-// Infof logs at level info.
-func (l *Logger) Infof(format string, a ...any) { l.logf("info", format, a...) }
-
-// Debugf logs at level debug.
-func (l *Logger) Debugf(format string, a ...any) { l.logf("debug", format, a...) }
+func (l *Logger) Infof(format string, a ...any)   { l.logf("info", format, a...) }
+func (l *Logger) Debugf(format string, a ...any)  { l.logf("debug", format, a...) }
 
 // addrToken matches a run of hex digits, dots and colons holding at least one dot or colon,
 // with an optional IPv6 zone and an optional "]" and port: every textual IPv4 or IPv6 address,

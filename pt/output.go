@@ -113,40 +113,19 @@ func (o *Output) Log(severity, msg string) {
 	o.line("LOG", "SEVERITY="+severity, "MESSAGE="+cQuote(msg))
 }
 
-// Status prints "STATUS TRANSPORT=transport k=v ..." from the pairs in kv (an odd last key
-// gets an empty value), quoting values as tor's kvline format requires. An invalid transport
-// name or key gives an error LOG line instead.
-func (o *Output) Status(transport string, kv ...string) {
-	if !isName.MatchString(transport) {
-		o.Log("error", fmt.Sprintf("STATUS not sent: invalid transport name %q", transport))
-		return
-	}
-	o.status(append([]string{"TRANSPORT", transport}, kv...))
-}
-
 // StatusVersion prints "STATUS TYPE=version IMPLEMENTATION=impl VERSION=version", which newer
-// tors publish in the bridge's extra-info descriptor.
+// tors publish in the bridge's extra-info descriptor. Values are quoted when tor's kvline
+// format requires it.
 func (o *Output) StatusVersion(impl, version string) {
-	o.status([]string{"TYPE", "version", "IMPLEMENTATION", impl, "VERSION", version})
+	o.line("STATUS", "TYPE=version", "IMPLEMENTATION="+kvValue(impl), "VERSION="+kvValue(version))
 }
 
-func (o *Output) status(kv []string) {
-	if len(kv)%2 != 0 {
-		kv = append(kv, "")
+// kvValue is v bare when it is printable ASCII without space or quote, else C-quoted.
+func kvValue(v string) string {
+	if isWord.MatchString(v) && !strings.ContainsAny(v, `"'`) {
+		return v
 	}
-	parts := []string{"STATUS"}
-	for i := 0; i < len(kv); i += 2 {
-		k, v := kv[i], kv[i+1]
-		if !isWord.MatchString(k) || strings.ContainsAny(k, `="'`) {
-			o.Log("error", fmt.Sprintf("STATUS not sent: invalid key %q", k))
-			return
-		}
-		if !isWord.MatchString(v) || strings.ContainsAny(v, `"'`) {
-			v = cQuote(v)
-		}
-		parts = append(parts, k+"="+v)
-	}
-	o.line(parts...)
+	return cQuote(v)
 }
 
 // methodAddr checks a transport name and renders its listening address for a METHOD line.

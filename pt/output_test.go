@@ -53,8 +53,6 @@ func TestOutputLines(t *testing.T) {
 		{"smethods done", func(o *Output) { o.SmethodsDone() }, "SMETHODS DONE\n"},
 		{"log", func(o *Output) { o.Log("notice", `say "hi" \ now`) },
 			`LOG SEVERITY=notice MESSAGE="say \"hi\" \\ now"` + "\n"},
-		{"status", func(o *Output) { o.Status("websocket", "CONNECT", "Success", "ADDRESS", "x y", "E", "") },
-			`STATUS TRANSPORT=websocket CONNECT=Success ADDRESS="x y" E=""` + "\n"},
 		{"status version", func(o *Output) { o.StatusVersion("websocket-server", "1.0") },
 			"STATUS TYPE=version IMPLEMENTATION=websocket-server VERSION=1.0\n"},
 		{"status version quoted", func(o *Output) { o.StatusVersion("web socket", `1"`) },
@@ -110,15 +108,10 @@ func TestOutputHostile(t *testing.T) {
 			`LOG SEVERITY=debug MESSAGE="a\nb\015\011c\001\\000\177\"\303\251"` + "\n"},
 		{"log bad severity", func(o *Output) { o.Log("loud\n", "m") },
 			`LOG SEVERITY=error MESSAGE="(invalid severity \"loud\\n\") m"` + "\n"},
-		{"status bad transport", func(o *Output) { o.Status("a b", "K", "V") },
-			`LOG SEVERITY=error MESSAGE="STATUS not sent: invalid transport name \"a b\""` + "\n"},
-		{"status odd", func(o *Output) { o.Status("ws", "K") }, `STATUS TRANSPORT=ws K=""` + "\n"},
-		{"status bad key", func(o *Output) { o.Status("ws", "K=1", "V") },
-			`LOG SEVERITY=error MESSAGE="STATUS not sent: invalid key \"K=1\""` + "\n"},
-		{"status key newline", func(o *Output) { o.Status("ws", "K\n", "V") },
-			`LOG SEVERITY=error MESSAGE="STATUS not sent: invalid key \"K\\n\""` + "\n"},
-		{"status value control", func(o *Output) { o.Status("ws", "K", "a\nb'") },
-			`STATUS TRANSPORT=ws K="a\nb'"` + "\n"},
+		{"status version control", func(o *Output) { o.StatusVersion("ws", "a\nb'") },
+			`STATUS TYPE=version IMPLEMENTATION=ws VERSION="a\nb'"` + "\n"},
+		{"status version empty", func(o *Output) { o.StatusVersion("", "") },
+			`STATUS TYPE=version IMPLEMENTATION="" VERSION=""` + "\n"},
 	}
 	for _, tt := range tests {
 		got := lines(tt.f)

@@ -113,10 +113,6 @@ func SocksHandshake(conn net.Conn, timeout time.Duration) (*SocksConn, error) {
 // socks5 reads the rest of the greeting, the authentication and the request.
 func (c *SocksConn) socks5(w *wire) {
 	methods := w.counted()
-	if len(methods) == 0 {
-		w.failf("no authentication methods offered")
-		return
-	}
 	method := byte(socksNoAcceptable) // username/password first: tor sends the arguments in it
 	if bytes.IndexByte(methods, socksAuthUserPass) >= 0 {
 		method = socksAuthUserPass

@@ -92,7 +92,7 @@ var socksCases = []struct {
 		"\x05\x01\x00\x01\x7f\x00\x00\x01\x00\x50",
 	), "\x05\x02\x01\x00", "127.0.0.1:80", Args{"a": {"b"}}},
 	{"unknown version", cat("\x06\x01\x00"), "", "", nil},
-	{"socks5 zero methods", cat("\x05\x00"), "", "", nil},
+	{"socks5 zero methods", cat("\x05\x00"), "\x05\xff", "", nil},                 // NO ACCEPTABLE METHODS
 	{"socks5 no acceptable method", cat("\x05\x02\x01\x80"), "\x05\xff", "", nil}, // GSSAPI, private
 	{"rfc1929 bad version", cat("\x05\x01\x02", "\x02\x01x\x01\x00"), "\x05\x02\x01\x01", "", nil},
 	{"rfc1929 ulen 0", cat("\x05\x01\x02", "\x01\x00\x01\x00"), "\x05\x02\x01\x01", "", nil},
