@@ -11,6 +11,7 @@ type bar struct {
 	label  string
 	vals   []float64 // stacked segments
 	lo, hi float64   // whisker of the total (0, 0: none)
+	text   string    // after the bar; default: the total and the unit
 }
 
 type panel struct {
@@ -25,8 +26,8 @@ const (
 	svgWidth  = 760
 	labelW    = 130
 	barH      = 16
-	panelGap  = 44
-	plotRight = 90
+	panelGap  = 24
+	plotRight = 150
 )
 
 func (rep *report) svg() string {
@@ -36,13 +37,15 @@ func (rep *report) svg() string {
 	mem := panel{title: "Memory per idle tunnel (RSS)", unit: "KiB", legend: []string{"client", "server"}}
 	for _, r := range rep.results {
 		u, d := stat(r.up), stat(r.down)
-		tp.bars = append(tp.bars, bar{r.v.String() + " ↑", []float64{u.med, 0}, u.lo, u.hi},
-			bar{r.v.String() + " ↓", []float64{0, d.med}, d.lo, d.hi})
+		tp.bars = append(tp.bars, bar{r.v.String() + " ↑", []float64{u.med, 0}, u.lo, u.hi, ""},
+			bar{r.v.String() + " ↓", []float64{0, d.med}, d.lo, d.hi, ""})
 		if len(r.p50) > 0 {
-			lat.bars = append(lat.bars, bar{r.v.String(), []float64{stat(r.p50).med}, 0, stat(r.p99).med})
+			p50, p99 := stat(r.p50).med, stat(r.p99).med
+			lat.bars = append(lat.bars, bar{r.v.String(), []float64{p50}, 0, p99, fmt.Sprintf("p50 %.0f µs, p99 %.0f µs", p50, p99)})
 		}
 		if len(r.rssClient) > 0 {
-			mem.bars = append(mem.bars, bar{r.v.String(), []float64{stat(r.rssClient).med / 1024, stat(r.rssServer).med / 1024}, 0, 0})
+			c, s := stat(r.rssClient).med/1024, stat(r.rssServer).med/1024
+			mem.bars = append(mem.bars, bar{r.v.String(), []float64{c, s}, 0, 0, fmt.Sprintf("%.1f + %.1f = %.1f KiB", c, s, c+s)})
 		}
 	}
 	panels = append(panels, tp, lat, mem)
@@ -100,7 +103,11 @@ func (p panel) draw(b *strings.Builder, y int) int {
 			fmt.Fprintf(b, "<path d=\"M%.1f %dH%.1fM%.1f %dv8M%.1f %dv8\" stroke=\"black\"/>\n",
 				x(lo), y+barH/2, x(r.hi), x(lo), y+barH/2-4, x(r.hi), y+barH/2-4)
 		}
-		fmt.Fprintf(b, "<text x=\"%.1f\" y=\"%d\">%s %s</text>\n", x(maxf(total, r.hi))+6, y+barH-4, num(total), p.unit)
+		text := r.text
+		if text == "" {
+			text = num(total) + " " + p.unit
+		}
+		fmt.Fprintf(b, "<text x=\"%.1f\" y=\"%d\">%s</text>\n", x(maxf(total, r.hi))+6, y+barH-4, html.EscapeString(text))
 		y += barH + 4
 	}
 	fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#888\"/>\n", labelW, y-len(p.bars)*(barH+4)-2, labelW, y)
