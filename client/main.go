@@ -26,7 +26,6 @@ const (
 	methodName     = "websocket"
 	socksTimeout   = 30 * time.Second // for tor's SOCKS request
 	connectTimeout = 60 * time.Second // TCP (and proxy) dial plus TLS handshake
-	summaryEvery   = time.Hour
 )
 
 // bridge says how to reach one bridge, from the Bridge line's arguments over the defaults.
@@ -38,11 +37,10 @@ type bridge struct {
 
 // client holds what every connection shares.
 type client struct {
-	defaults      bridge
-	dialer        *pt.Dialer
-	log           *pt.Logger
-	active, conns atomic.Int64
-	up, down      atomic.Int64 // bytes tor→bridge and bridge→tor
+	defaults                bridge
+	dialer                  *pt.Dialer
+	log                     *pt.Logger
+	active, conns, up, down atomic.Int64 // up: bytes tor→bridge
 }
 
 func main() { os.Exit(run()) }
@@ -50,9 +48,11 @@ func main() { os.Exit(run()) }
 func run() int {
 	fs := flag.NewFlagSet("websocket-client", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:1080", "SOCKS `address` to listen on (standalone mode)")
-	rawURL := fs.String("url", "", "WebSocket `URL` used when the SOCKS request carries no url= (default ws://TARGET/)")
-	front := fs.String("front", "", "TLS server `name` (SNI) to send instead of the URL's host")
-	protocol := fs.String("protocol", "", `subprotocol to offer: "base64" or empty`)
+	defaults := pt.Args{} // bridge arguments given as flags
+	arg := func(k, usage string) { fs.Func(k, usage, func(v string) error { defaults.Add(k, v); return nil }) }
+	arg("url", "WebSocket `URL` used when the SOCKS request carries no url= (default ws://TARGET/)")
+	arg("front", "TLS server `name` (SNI) to send instead of the URL's host")
+	arg("protocol", "offer the `base64` subprotocol")
 	proxy := fs.String("proxy", "", "outgoing proxy `URL`: socks5://, socks4a:// or http:// (standalone mode)")
 	logFile := fs.String("log", "", "log to `file` instead of tor (managed) or stderr (standalone)")
 	logLevel := fs.String("log-level", "notice", "error, warning, notice, info or debug")
@@ -70,12 +70,6 @@ func run() int {
 		return 0
 	}
 	c := &client{dialer: &pt.Dialer{Timeout: connectTimeout}}
-	defaults := pt.Args{}
-	for k, v := range map[string]string{"url": *rawURL, "front": *front, "protocol": *protocol} {
-		if v != "" {
-			defaults.Add(k, v)
-		}
-	}
 	managed := pt.Managed(os.Getenv)
 	out := pt.NewOutput(os.Stdout)
 	var err error
@@ -89,7 +83,6 @@ func run() int {
 			return usage(err)
 		}
 	}
-
 	info := &pt.ClientInfo{}
 	if managed {
 		if info, err = pt.ClientSetup(out, os.Getenv, []string{methodName}); err != nil {
@@ -124,7 +117,7 @@ func run() int {
 	c.log.Noticef("websocket-client %s listening for SOCKS on %s", version, ln.Addr())
 	go c.acceptLoop(ln)
 	go func() {
-		for range time.Tick(summaryEvery) {
+		for range time.Tick(time.Hour) {
 			c.summary()
 		}
 	}()
@@ -142,16 +135,16 @@ func (c *client) summary() {
 
 func (c *client) acceptLoop(ln net.Listener) {
 	for {
-		conn, err := ln.Accept()
-		if errors.Is(err, net.ErrClosed) {
+		switch conn, err := ln.Accept(); {
+		case errors.Is(err, net.ErrClosed):
 			return
-		} else if err != nil {
+		case err != nil:
 			c.log.Warnf("accepting: %v", err) // e.g. out of file descriptors: wait a little
 			time.Sleep(100 * time.Millisecond)
-			continue
+		default:
+			c.active.Add(1)
+			go c.handle(conn)
 		}
-		c.active.Add(1)
-		go c.handle(conn)
 	}
 }
 
@@ -189,10 +182,7 @@ func (c *client) connect(sc *pt.SocksConn) (*ws.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := b.url
-	if u == nil {
-		u = &url.URL{Scheme: "ws", Host: sc.Target, Path: "/"}
-	}
+	u := cmp.Or(b.url, &url.URL{Scheme: "ws", Host: sc.Target, Path: "/"})
 	if b.front != "" && u.Scheme != "wss" {
 		return nil, errors.New("front= needs a wss:// url")
 	}
