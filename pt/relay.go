@@ -62,9 +62,10 @@ func Relay(a, b net.Conn, countAToB, countBToA *atomic.Int64) (aToB, bToA int64,
 }
 
 // pump copies src to dst until an error (io.EOF at the end of src), writing every byte read
-// before acting on a read error, and adds each write's count to count. It reads into a small pooled buffer; a read that fills it
-// means data is flowing, so it borrows a large one, and gives it back after a read that does
-// not fill it: the next read may block, and an idle direction must not hold 32 KiB.
+// before acting on a read error, and adds each write's count to count. It reads into a small
+// pooled buffer; a read that fills it means data is flowing, so it borrows a large one, and
+// gives it back after a read that does not fill it: the next read may block, and an idle
+// direction must not hold 32 KiB.
 func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 	small, large := smallBufs.Get().(*[]byte), (*[]byte)(nil)
 	defer func() {

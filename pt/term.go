@@ -17,18 +17,17 @@ type Termination struct {
 	stopOnce, nowOnce sync.Once
 }
 
-// MonitorTermination watches SIGTERM, SIGINT, stdin EOF (only if exitOnStdinClose) and, only
-// if watchParent, the parent's death (getppid changes, polled every second). Programs watch the
-// parent in managed mode only: tor is the parent there, while a standalone program's parent may
-// be a shell that exits at once ("nohup websocket-server ... &"). SIGTERM, stdin EOF and the
-// parent's death close both channels; the first SIGINT closes Stop, the second Now. Once Now is
-// closed the signal handlers are removed, so a further signal has its default effect.
+// MonitorTermination watches SIGTERM, SIGINT, stdin EOF (if exitOnStdinClose) and the parent's
+// death (if watchParent: getppid changes, polled every second; for managed mode, as a standalone
+// program's parent may be a shell that exits at once). SIGTERM, stdin EOF and the parent's
+// death close both channels; the first SIGINT closes Stop, the second Now. Once Now is closed
+// the signal handlers are removed, so a further signal has its default effect.
 func MonitorTermination(stdin io.Reader, exitOnStdinClose, watchParent bool) *Termination {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	getppid := os.Getppid
-	if !watchParent {
-		getppid = nil
+	var getppid func() int // nil: the parent is not watched
+	if watchParent {
+		getppid = os.Getppid
 	}
 	return monitor(sigs, func() { signal.Stop(sigs) }, stdin, exitOnStdinClose, getppid, time.Second)
 }
