@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -25,6 +26,7 @@ type config struct {
 	oursClient, oursServer string // extra arguments
 	gorillaArgs            string
 	strict                 bool
+	label                  string // which build of our programs
 	chunk                  int
 }
 
@@ -68,7 +70,14 @@ func runHarness(args []string) error {
 	fs.StringVar(&c.gorillaArgs, "gorilla-args", "", "extra arguments for both gorilla relays (-rbuf, -wbuf, -chunk)")
 	fs.IntVar(&c.chunk, "chunk", 32<<10, "bytes per write of the load generator in bulk transfers")
 	fs.BoolVar(&c.strict, "strict", false, "exit non-zero when a target is missed")
+	fs.StringVar(&c.label, "label", "", "which build of our programs is measured, for the report (default: git describe of the work tree)")
 	fs.Parse(args)
+	if c.label == "" {
+		out, err := exec.Command("git", "-C", "..", "describe", "--always", "--dirty").Output()
+		if err == nil {
+			c.label = "the work tree at " + strings.TrimSpace(string(out)) + " (built by make build)"
+		}
+	}
 	c.size = int64(*size) << 20
 	if c.svg == "" && c.out != "" {
 		c.svg = filepath.Join(filepath.Dir(c.out), "performance.svg")

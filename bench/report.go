@@ -215,6 +215,9 @@ func (rep *report) writeReport(path, svgPath string) error {
 	p("- **raw**: load generator → TCP relay → TCP relay → target; each relay is `io.Copy` both ways (splice(2) between the sockets).\n")
 	p("- **gorilla**: load generator → TCP↔WebSocket client relay → WebSocket↔TCP server relay → target, written with github.com/gorilla/websocket (`WriteMessage` per TCP read of up to 32 KiB, `NextReader` per message, reused buffers; write buffer 32 KiB from a pool, read buffer gorilla's default). For base64, each message is base64 text (subprotocol `base64`).\n")
 	p("- **ours**: load generator → `websocket-client` (standalone, SOCKS5) → `websocket-server` (standalone, `-orport` to the target) → target; base64 with `-protocol base64` and `-base64=true`.\n\n")
+	if c.label != "" {
+		p("Our programs: %s, from `%s`.\n\n", c.label, c.bin)
+	}
 	p("Every relay is its own process (the raw and gorilla relays are subcommands of the harness binary), so CPU and memory are read from `/proc/PID/stat` and `/proc/PID/status` the same way for all three.\n\n")
 
 	p("## Targets\n\n| target | goal | measured | result |\n|---|---|---|---|\n")
