@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/pt"
@@ -37,10 +36,11 @@ type bridge struct {
 
 // client holds what every connection shares.
 type client struct {
-	defaults                bridge
-	dialer                  *pt.Dialer
-	log                     *pt.Logger
-	active, conns, up, down atomic.Int64 // up: bytes tor→bridge
+	defaults bridge
+	dialer   *pt.Dialer
+	log      *pt.Logger
+	status   *pt.Output // managed mode: summaries go to tor too
+	stats    pt.Stats
 }
 
 func main() { os.Exit(run()) }
@@ -90,6 +90,7 @@ func run() int {
 		}
 		*c.dialer = pt.Dialer{ProxyURL: info.ProxyURL, OutboundV4: info.OutboundV4,
 			OutboundV6: info.OutboundV6, Timeout: connectTimeout}
+		c.status = out
 		if info.ProxyURL != nil {
 			out.ProxyDone()
 		}
@@ -118,19 +119,14 @@ func run() int {
 	go c.acceptLoop(ln)
 	go func() {
 		for range time.Tick(time.Hour) {
-			c.summary()
+			c.stats.Report(c.log, c.status, methodName)
 		}
 	}()
 	<-term.Stop()
 	ln.Close()
-	term.Drain(&c.active)
-	c.summary()
+	term.Drain(&c.stats.Active)
+	c.stats.Report(c.log, c.status, methodName)
 	return 0
-}
-
-func (c *client) summary() {
-	c.log.Noticef("summary: %d connections, %d bytes sent, %d bytes received",
-		c.conns.Load(), c.up.Load(), c.down.Load())
 }
 
 func (c *client) acceptLoop(ln net.Listener) {
@@ -142,7 +138,7 @@ func (c *client) acceptLoop(ln net.Listener) {
 			c.log.Warnf("accepting: %v", err) // e.g. out of file descriptors: wait a little
 			time.Sleep(100 * time.Millisecond)
 		default:
-			c.active.Add(1)
+			c.stats.Active.Add(1)
 			go c.handle(conn)
 		}
 	}
@@ -151,7 +147,7 @@ func (c *client) acceptLoop(ln net.Listener) {
 // handle serves one SOCKS connection: the SOCKS request, the connection to the bridge, and only
 // then the SOCKS reply, so that tor learns whether the tunnel is really up.
 func (c *client) handle(conn net.Conn) {
-	defer c.active.Add(-1)
+	defer c.stats.Active.Add(-1)
 	defer conn.Close()
 	sc, err := pt.SocksHandshake(conn, socksTimeout)
 	if err != nil {
@@ -169,8 +165,8 @@ func (c *client) handle(conn net.Conn) {
 		wsConn.Close()
 		return
 	}
-	c.conns.Add(1)
-	if _, _, err := pt.Relay(sc.Conn, wsConn, &c.up, &c.down); err != nil { // closes both
+	c.stats.Conns.Add(1)
+	if _, _, err := pt.Relay(sc.Conn, wsConn, &c.stats.Sent, &c.stats.Received); err != nil { // closes both
 		c.log.Infof("connection to the bridge ended: %v", err)
 	}
 }

@@ -113,6 +113,23 @@ func (o *Output) Log(severity, msg string) {
 	o.line("LOG", "SEVERITY="+severity, "MESSAGE="+cQuote(msg))
 }
 
+// Status prints "STATUS TRANSPORT=transport K=V ..." (pt-spec 3.3.5) from the pairs in kv; tor
+// logs it and passes it to controllers as a PT_STATUS event. Values are quoted as needed; an
+// invalid name or key, or an odd number of kv, gives an error LOG line instead.
+func (o *Output) Status(transport string, kv ...string) {
+	ok := isName.MatchString(transport) && len(kv)%2 == 0
+	parts := []string{"STATUS", "TRANSPORT=" + transport}
+	for i := 0; ok && i < len(kv); i += 2 {
+		ok = isName.MatchString(kv[i])
+		parts = append(parts, kv[i]+"="+kvValue(kv[i+1]))
+	}
+	if !ok {
+		o.Log("error", "STATUS not sent: invalid transport name or key")
+		return
+	}
+	o.line(parts...)
+}
+
 // StatusVersion prints "STATUS TYPE=version IMPLEMENTATION=impl VERSION=version", which newer
 // tors publish in the bridge's extra-info descriptor. Values are quoted when tor's kvline
 // format requires it.

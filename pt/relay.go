@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -99,5 +100,22 @@ func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 			largeBufs.Put(large)
 			large = nil
 		}
+	}
+}
+
+// Stats are a program's traffic figures for its summaries, seen from its WebSocket side.
+type Stats struct {
+	Active, Conns  atomic.Int64 // tunnels open now; tunnels opened in all
+	Sent, Received atomic.Int64 // bytes written to WebSockets; bytes read from them
+}
+
+// Report logs the figures (never an address) and, when status is not nil (managed mode), sends
+// them to tor as a STATUS line too.
+func (s *Stats) Report(log *Logger, status *Output, method string) {
+	conns, sent, recv := s.Conns.Load(), s.Sent.Load(), s.Received.Load()
+	log.Noticef("summary: %d connections, %d bytes sent, %d bytes received", conns, sent, recv)
+	if status != nil {
+		status.Status(method, "CONNECTIONS", strconv.FormatInt(conns, 10),
+			"BYTES_SENT", strconv.FormatInt(sent, 10), "BYTES_RECEIVED", strconv.FormatInt(recv, 10))
 	}
 }

@@ -87,23 +87,13 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, strings.Split(v, ",")...); return nil }
 
-// stats are shared by all listeners.
-type stats struct {
-	log                     *pt.Logger
-	active, conns, up, down atomic.Int64 // up: client→tor
-}
-
-func (st *stats) summary() {
-	st.log.Noticef("summary: %d connections, %d bytes received, %d bytes sent",
-		st.conns.Load(), st.up.Load(), st.down.Load())
-}
-
 // server serves one listener.
 type server struct {
-	info *pt.ServerInfo
-	opt  options
-	*stats
-	open atomic.Int64 // requests of this listener in progress, for max-conns
+	info  *pt.ServerInfo
+	opt   options
+	log   *pt.Logger
+	stats *pt.Stats    // shared by all listeners
+	open  atomic.Int64 // requests of this listener in progress, for max-conns
 }
 
 func main() { os.Exit(run()) }
@@ -167,10 +157,14 @@ func run() int {
 		}
 	}
 	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose, managed)
-	st := &stats{log: logger}
+	st := &pt.Stats{}
+	var status *pt.Output // managed mode: summaries go to tor too
+	if managed {
+		status = out
+	}
 	var servers []*http.Server
 	for _, ba := range info.Bindaddrs {
-		srv, addr, err := listen(info, ba, base, st)
+		srv, addr, err := listen(info, ba, base, logger, st)
 		if err != nil {
 			logger.Errorf("%v", err)
 			if managed {
@@ -193,21 +187,21 @@ func run() int {
 	}
 	go func() {
 		for range time.Tick(summaryEvery) {
-			st.summary()
+			st.Report(logger, status, methodName)
 		}
 	}()
 	<-term.Stop()
 	for _, srv := range servers {
 		srv.Close() // listeners and connections still in HTTP; WebSockets go on
 	}
-	term.Drain(&st.active)
-	st.summary()
+	term.Drain(&st.Active)
+	st.Report(logger, status, methodName)
 	return 0
 }
 
 // listen applies ba's options over base, opens the listener and serves it in a goroutine.
-func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, st *stats) (*http.Server, net.Addr, error) {
-	s := &server{info: info, opt: base, stats: st}
+func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger, st *pt.Stats) (*http.Server, net.Addr, error) {
+	s := &server{info: info, opt: base, log: logger, stats: st}
 	ofs := flag.NewFlagSet("", flag.ContinueOnError)
 	ofs.SetOutput(io.Discard)
 	s.opt.register(ofs)
@@ -244,11 +238,11 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, st *stats) (*http
 		ReadHeaderTimeout: s.opt.handshakeTimeout, // also bounds the TLS handshake
 		IdleTimeout:       s.opt.handshakeTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          log.New(logWriter{st.log}, "", 0),                        // its messages carry client addresses
+		ErrorLog:          log.New(logWriter{logger}, "", 0),                        // its messages carry client addresses
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){}, // no HTTP/2
 	}
 	go srv.Serve(ln)
-	st.log.Noticef("websocket-server %s listening on %s", version, ln.Addr())
+	logger.Noticef("websocket-server %s listening on %s", version, ln.Addr())
 	return srv, ln.Addr(), nil
 }
 
@@ -271,8 +265,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many connections", http.StatusServiceUnavailable)
 		return
 	}
-	s.active.Add(1)
-	defer s.active.Add(-1)
+	s.stats.Active.Add(1)
+	defer s.stats.Active.Add(-1)
 	conn, err := ws.Upgrade(w, r, &ws.Options{Base64: s.opt.base64, MaxMessage: s.opt.maxMessage,
 		HandshakeTimeout: s.opt.handshakeTimeout})
 	if err != nil {
@@ -285,8 +279,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.CloseWithStatus(ws.CloseInternalError, "ORPort unreachable")
 		return
 	}
-	s.conns.Add(1)
-	if _, _, err := pt.Relay(conn, or, &s.up, &s.down); err != nil { // closes both
+	s.stats.Conns.Add(1)
+	if _, _, err := pt.Relay(conn, or, &s.stats.Received, &s.stats.Sent); err != nil { // closes both
 		s.log.Infof("connection from %s ended: %v", r.RemoteAddr, err)
 	}
 }

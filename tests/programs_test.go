@@ -747,7 +747,7 @@ func TestSummaryOpenTunnel(t *testing.T) {
 			// Only one program ends: the other keeps the tunnel open until then.
 			p, want := client, "summary: 1 connections, 5 bytes sent, 7 bytes received"
 			if program == "websocket-server" {
-				p, want = server, "summary: 1 connections, 5 bytes received, 7 bytes sent"
+				p, want = server, "summary: 1 connections, 7 bytes sent, 5 bytes received"
 			}
 			p.cmd.Process.Signal(syscall.SIGTERM)
 			if code, err := p.wait(waitLong); err != nil || code != 0 {
@@ -755,6 +755,14 @@ func TestSummaryOpenTunnel(t *testing.T) {
 			}
 			if !strings.Contains(p.output(), want) {
 				t.Errorf("no %q in the output:\n%s", want, p.output())
+			}
+			// The same figures reach tor as a STATUS line (managed mode).
+			status := "STATUS TRANSPORT=websocket CONNECTIONS=1 BYTES_SENT=5 BYTES_RECEIVED=7"
+			if program == "websocket-server" {
+				status = "STATUS TRANSPORT=websocket CONNECTIONS=1 BYTES_SENT=7 BYTES_RECEIVED=5"
+			}
+			if !strings.Contains(p.output(), status+"\n") {
+				t.Errorf("no %q in the output:\n%s", status, p.output())
 			}
 		})
 	}
