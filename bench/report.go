@@ -245,7 +245,7 @@ func (rep *report) writeReport(path, svgPath string) error {
 			p("| %s | %d | %s | %s | %s |\n", r.v, r.rssTunnels, stat(r.rssClient).format(1024, 1), stat(r.rssServer).format(1024, 1), stat(r.rssTotal()).format(1024, 1))
 		}
 	}
-	p("\n## Concurrent tunnels\n\nFresh relay processes; %d load-generator processes open %d tunnels together (at most 32 being opened at a time by each), then every tunnel carries 4 echoes of 1 KiB at the same time, checked byte for byte. RLIMIT_NOFILE of every process: %d.\n\n", c.concProcs, c.concTunnels, rep.nofile)
+	p("\n## Concurrent tunnels\n\nFresh relay processes; %d load-generator processes open %d tunnels together (at most 32 being opened at a time by each), then every tunnel carries 4 echoes of 1 KiB at the same time, checked byte for byte. RLIMIT_NOFILE of every process: %d. Chains: %s (the raw relays cannot take part: io.Copy splices through a pipe per direction, 6 descriptors per tunnel in each relay, so about %d tunnels at most).\n\n", c.concProcs, c.concTunnels, rep.nofile, c.concFamilies, rawMaxTunnels(rep.nofile)+300)
 	p("| chain | opened | carried traffic | errors | time to open | relays alive | first error |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range rep.results {
 		if l := r.conc; l != nil {
