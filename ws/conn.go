@@ -31,8 +31,12 @@ const (
 // DefaultMaxMessage is the default bound on one received data message.
 const DefaultMaxMessage = 1 << 20
 
-// closeWait bounds the closing handshake run by Close.
-const closeWait = 1500 * time.Millisecond
+// closeWait bounds the closing handshake run by Close; lingerMax bounds the
+// bytes it discards after a failure (see linger).
+const (
+	closeWait = 1500 * time.Millisecond
+	lingerMax = 4 << 20
+)
 
 // CloseError is the error for a connection closed by a Close frame or failed
 // by a protocol violation. Read returns io.EOF for a peer's clean Close
@@ -509,9 +513,11 @@ func (c *Conn) Close() error {
 // CloseWithStatus sends a Close frame with code (1000 if code may not be
 // sent on the wire) and reason (cut to fit a control frame), waits a
 // bounded time (1.5 s) for the peer's Close, then closes the TCP
-// connection. Data still arriving is discarded. It does not block on a
-// concurrent Read: that Read returns an error instead. Later calls return
-// net.ErrClosed.
+// connection. Data still arriving is discarded. When reading ended without
+// the peer's Close (a failure), it first half-closes TCP and discards data
+// until EOF within the same bound, so that the peer reads our Close rather
+// than a reset. It does not block on a concurrent Read: that Read returns
+// an error instead. Later calls return net.ErrClosed.
 func (c *Conn) CloseWithStatus(code int, reason string) error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() { err = c.closeHandshake(code, reason) })
@@ -526,30 +532,52 @@ func (c *Conn) closeHandshake(code int, reason string) error {
 	deadline := time.Now().Add(closeWait)
 	c.conn.SetWriteDeadline(deadline) // a Write stuck in the middle of a message fails
 	c.sendClose(code, reason)
-	if c.rmu.TryLock() { // nobody reads: read until the peer's Close ourselves
-		c.conn.SetReadDeadline(deadline)
-		var sink [512]byte
-		for {
-			if _, err := c.read(sink[:]); err != nil {
-				break
-			}
-		}
-		if c.client && c.peerClosed.Load() { // let the server close TCP first
-			for {
-				if _, err := c.conn.Read(sink[:]); err != nil {
-					break
-				}
-			}
-		}
-		c.rmu.Unlock()
-	} else { // a Read is running: it sees the Close or fails when we close
+	if !c.rmu.TryLock() { // a Read is running: it sees the Close or fails when we close
 		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
 		select {
-		case <-c.readEnd:
+		case <-c.readEnd: // that Read returns now: its writes end by the deadline
+			c.rmu.Lock()
 		case <-t.C:
+			return c.closeConn()
 		}
-		t.Stop()
 	}
+	defer c.rmu.Unlock()
+	c.conn.SetReadDeadline(deadline)
+	var sink [512]byte
+	for { // read until the peer's Close
+		if _, err := c.read(sink[:]); err != nil {
+			break
+		}
+	}
+	c.linger(sink[:])
+	return c.closeConn()
+}
+
+// linger runs before TCP is closed, rmu held. Without the peer's Close
+// (we failed the connection, or the peer is silent) it half-closes TCP,
+// so that the peer reads our Close and then EOF, and it discards what
+// still arrives until EOF, lingerMax bytes or the read deadline: closing
+// with unread data makes the kernel send a reset, which can destroy our
+// Close before the peer reads it (browsers then report 1006). After the
+// peer's Close the client waits the same way for the server to close TCP.
+func (c *Conn) linger(sink []byte) {
+	switch cw, ok := c.conn.(interface{ CloseWrite() error }); {
+	case !c.peerClosed.Load() && ok: // *net.TCPConn, *tls.Conn
+		cw.CloseWrite()
+	case !c.peerClosed.Load() || !c.client: // no half-close; or the server, done
+		return
+	}
+	for n := 0; n < lingerMax; {
+		m, err := c.conn.Read(sink)
+		if err != nil {
+			return
+		}
+		n += m
+	}
+}
+
+func (c *Conn) closeConn() error {
 	if err := c.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		return err
 	}

@@ -255,3 +255,80 @@ func TestCloseWithStatusArguments(t *testing.T) {
 		t.Fatalf("reason of %d bytes, valid %v", len(r), utf8.Valid(r))
 	}
 }
+
+// maskedFrame is a client frame: b0 (FIN and opcode) then payload masked
+// with the key 1 2 3 4, its length in 64 bits when over 65535.
+func maskedFrame(b0 byte, payload []byte) []byte {
+	b := make([]byte, maxHeader+len(payload))
+	h := putHeader(b, b0&0x0F, b0&0x80 != 0, len(payload), true)
+	b[0] = b0
+	copy(b[h-4:h], []byte{1, 2, 3, 4})
+	copy(b[h:], payload)
+	mask([4]byte{1, 2, 3, 4}, 0, b[h:h+len(payload)])
+	return b[:h+len(payload)]
+}
+
+// A message the server refuses, sent in one large write: the server's
+// Close with the failure's status arrives whole, then EOF, never a TCP
+// reset (which makes browsers report 1006 instead of the status). The
+// server reads and closes as a relay does: Read until error, then Close
+// (or Close while a Read is still running). Repeated, to show a race.
+func TestFailureCloseNoReset(t *testing.T) {
+	big := bytes.Repeat([]byte("!"), 1<<20)
+	for _, tc := range []struct {
+		name       string
+		opt        *Options
+		b0         byte // FIN and opcode of the frame the client sends
+		closeFirst bool // the server calls Close while its Read runs
+		want       []byte
+	}{
+		{"too big", &Options{MaxMessage: 16 << 10}, 0x82, false, // FIN|Binary
+			cat([]byte{0x88, 0x11, 0x03, 0xF1}, []byte("message too big"))}, // FIN|Close len 17, 1009
+		{"protocol error", nil, 0xC2, false, // FIN|RSV1|Binary
+			cat([]byte{0x88, 0x13, 0x03, 0xEA}, []byte("reserved bits set"))}, // FIN|Close len 19, 1002
+		{"bad base64", &Options{Base64: true}, 0x81, false, // FIN|Text, "!" is not base64
+			cat([]byte{0x88, 0x20, 0x03, 0xEF}, []byte("invalid base64 in text message"))}, // FIN|Close len 32, 1007
+		{"too big while closing", &Options{MaxMessage: 16 << 10}, 0x82, true,
+			[]byte{0x88, 0x02, 0x03, 0xE8}}, // FIN|Close len 2, 1000: sent by Close first
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range 10 {
+				client, server := pair(t, tc.opt, tc.opt)
+				raw := client.conn
+				raw.SetDeadline(time.Now().Add(20 * time.Second))
+				closed := make(chan error, 1)
+				go func() {
+					if tc.closeFirst {
+						go func() { time.Sleep(20 * time.Millisecond); closed <- server.Close() }()
+					}
+					io.Copy(io.Discard, server)
+					if !tc.closeFirst {
+						closed <- server.Close()
+					}
+				}()
+				wrote := make(chan error, 1)
+				send := func() { go func() { _, err := raw.Write(maskedFrame(tc.b0, big)); wrote <- err }() }
+				if !tc.closeFirst {
+					send()
+				}
+				got := make([]byte, len(tc.want))
+				if _, err := io.ReadFull(raw, got); err != nil || !bytes.Equal(got, tc.want) {
+					t.Fatalf("run %d: client read %q, %v; want %q", i, got, err, tc.want)
+				}
+				if tc.closeFirst {
+					send()
+				}
+				if rest, err := io.ReadAll(raw); len(rest) > 0 || err != nil {
+					t.Fatalf("run %d: after the Close the client read % x, %v; want EOF", i, rest, err)
+				}
+				if err := <-wrote; err != nil {
+					t.Fatalf("run %d: client write: %v", i, err)
+				}
+				raw.Close()
+				if err := <-closed; err != nil {
+					t.Fatalf("run %d: server Close: %v", i, err)
+				}
+			}
+		})
+	}
+}

@@ -26,7 +26,15 @@
 //     still sending arrives (the RFC lets an endpoint finish sending
 //     first). Any other status is echoed at once. After both Close frames
 //     the server closes the TCP connection; the client waits for that
-//     (bounded) in Close.
+//     (bounded) in Close. The peer has then sent everything, so no unread
+//     data makes the kernel answer the close with a reset.
+//   - A failed connection (a violation, or a message over the limit) is
+//     closed in Close with a lingering close: our Close frame, then a TCP
+//     half-close (CloseWrite of *net.TCPConn or *tls.Conn), then incoming
+//     bytes discarded until EOF, 4 MiB or Close's bound. Closing at once,
+//     with the rest of the peer's message unread, makes the kernel send a
+//     reset that can destroy our Close before the peer reads it: browsers
+//     then report 1006, not the status we sent.
 //   - The "base64" subprotocol of the WebSocket pluggable transport
 //     proposal (flashproxy doc/websocket-transport.txt): when negotiated,
 //     each Write is one text message of standard base64, padded at its end
