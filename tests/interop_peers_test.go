@@ -147,6 +147,24 @@ func TestInteropChromium(t *testing.T) {
 	cdp.eval(t, attached.SessionID, "document.title", &title)
 	t.Logf("page ran in %v, title %q", time.Since(start).Round(time.Millisecond), title)
 
+	t.Run("too-big", func(t *testing.T) {
+		// A message over -max-message: the server closes with 1009, and
+		// Chromium must see that status (not 1006, a connection reset).
+		small, _ := startServer(t, "-orport", echoServer(t), "-max-message", "16384")
+		for _, n := range []int{16385, 1 << 20} {
+			var r struct {
+				Code     int
+				Reason   string
+				WasClean bool
+			}
+			cdp.eval(t, attached.SessionID, fmt.Sprintf("tooBig(%q, %d)", "ws://"+small+"/", n), &r)
+			if r.Code != ws.CloseTooBig {
+				t.Errorf("message of %d bytes over a 16384 limit: Chromium saw close code %d (%q), want 1009", n, r.Code, r.Reason)
+			}
+			t.Logf("message of %d bytes over a 16384-byte limit: Chromium saw close %d %q, clean %v", n, r.Code, r.Reason, r.WasClean)
+		}
+	})
+
 	for _, mode := range []string{"binary", "base64"} {
 		t.Run(mode, func(t *testing.T) {
 			r, ok := res[mode]
