@@ -31,6 +31,10 @@ const (
 // DefaultMaxMessage is the default bound on one received data message.
 const DefaultMaxMessage = 1 << 20
 
+// maxFragments bounds the frames of one received data message, or
+// MaxMessage/1024 when that is more (see doc.go).
+const maxFragments = 4096
+
 // closeWait bounds the closing handshake run by Close; lingerMax bounds the
 // bytes it discards after a failure (see linger).
 const (
@@ -79,6 +83,7 @@ type Conn struct {
 	inMsg   bool  // a data message is open
 	msgText bool  // the open message is text (base64)
 	msgLen  int64 // wire bytes of the open message so far
+	msgFrms int64 // frames of the open message so far
 	dec     decoder
 	rerr    error // sticky: io.EOF, *CloseError or the conn's error
 	readEnd chan struct{}
@@ -249,7 +254,7 @@ func (c *Conn) readText(p []byte) (int, error) {
 }
 
 func (c *Conn) endMessage() error {
-	c.inMsg, c.msgLen = false, 0
+	c.inMsg, c.msgLen, c.msgFrms = false, 0, 0
 	if c.msgText {
 		if err := c.dec.end(); err != nil {
 			return c.fail(CloseInvalidData, "truncated base64 message")
@@ -339,8 +344,12 @@ func (c *Conn) nextFrame() error {
 	if op != opContinuation {
 		c.inMsg, c.msgText = true, op == opText
 	}
-	if n > c.maxMsg-c.msgLen {
+	c.msgFrms++
+	switch {
+	case n > c.maxMsg-c.msgLen:
 		return c.fail(CloseTooBig, "message too big")
+	case c.msgFrms > max(maxFragments, c.maxMsg/1024):
+		return c.fail(CloseTooBig, "message in too many frames")
 	}
 	c.msgLen += n
 	c.remain, c.fin = n, fin

@@ -47,7 +47,16 @@
 //
 // One received data message may carry at most Options.MaxMessage bytes on
 // the wire (DefaultMaxMessage, 1 MiB); a frame that would pass it fails the
-// connection with 1009 before its payload is read. The opening handshake is
+// connection with 1009 before its payload is read. It may also have at most
+// 4096 frames, or MaxMessage/1024 when that is more, so that a message of
+// the largest size may still come in 1 KiB fragments: browsers send one
+// frame per message, Write 32 KiB frames, libraries that fragment a few
+// KiB. Empty fragments do not count toward MaxMessage, so without this
+// bound a flood of them would be one endless message. Too many frames also
+// fail with 1009, not 1008: the bound is on the message's size, counted in
+// frames. Empty unfragmented messages need no bound: nothing is kept per
+// message, and each costs the peer a frame header (6 bytes from a client)
+// for one header parse here, like any data. The opening handshake is
 // bounded by Options.HandshakeTimeout (10 s); the client reads at most 8 KiB
 // of response head. Close waits at most 1.5 s for the peer. Write sends a
 // message in frames of at most 32 KiB of payload, each frame in one write.

@@ -185,6 +185,24 @@ var wireCases = []wireCase{
 		data: "abc", code: 1009},
 	{name: "huge declared length",
 		in: cat([]byte{0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}, z4), code: 1009},
+	{name: "4096 fragments", // the most a message may have under the default limit
+		in: cat([]byte{0x02, 0x81}, z4, []byte("a"), // Binary (no FIN), MASK|len 1, "a"
+			bytes.Repeat(cat([]byte{0x00, 0x80}, z4), 4094), // Continuation (no FIN), MASK|len 0
+			[]byte{0x80, 0x81}, z4, []byte("b"), close1000), // FIN|Continuation "b"
+		data: "ab", sent: []frame{{0x88, []byte{0x03, 0xE8}}}},
+	{name: "4097 fragments",
+		in: cat([]byte{0x02, 0x80}, z4, // Binary (no FIN), MASK|len 0
+			bytes.Repeat(cat([]byte{0x00, 0x80}, z4), 4096)), // Continuation (no FIN), MASK|len 0
+		code: 1009},
+	{name: "fragment bound grows with the limit", max: 8 << 20, // 8192 frames
+		in: cat([]byte{0x02, 0x81}, z4, []byte("a"), // Binary (no FIN), MASK|len 1, "a"
+			bytes.Repeat(cat([]byte{0x00, 0x80}, z4), 8190), // Continuation (no FIN), MASK|len 0
+			[]byte{0x80, 0x81}, z4, []byte("b"), // FIN|Continuation "b"
+			[]byte{0x02, 0x80}, z4, bytes.Repeat(cat([]byte{0x00, 0x80}, z4), 8192)), // 8193 frames
+		data: "ab", code: 1009},
+	{name: "empty messages are not fragments", max: 1024, // each ends its message
+		in:   cat(bytes.Repeat(cat([]byte{0x82, 0x80}, z4), 5000), close1000), // FIN|Binary, MASK|len 0
+		sent: []frame{{0x88, []byte{0x03, 0xE8}}}},
 	{name: "base64 limit counts text", b64: true, max: 7,
 		in: cat([]byte{0x81, 0x88}, z4, []byte("SGVsbG8=")), code: 1009},
 }

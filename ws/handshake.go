@@ -24,7 +24,8 @@ type Options struct {
 	Base64 bool
 	// MaxMessage bounds the payload of one received data message (bytes on
 	// the wire, i.e. base64 text length for text). 0 means
-	// DefaultMaxMessage. Over it: close 1009.
+	// DefaultMaxMessage. Over it, or over max(4096, MaxMessage/1024)
+	// frames: close 1009.
 	MaxMessage int
 	// HandshakeTimeout bounds the opening handshake. 0 means 10 s.
 	HandshakeTimeout time.Duration
