@@ -215,6 +215,10 @@ func (c *Conn) need(n int) error {
 }
 
 // readPayload reads data payload of the current frame into p, unmasked.
+// Bytes of the frame already in rbuf come first, and then, in the same
+// call, as much of the rest of the frame as p takes: the sender wrote the
+// frame at once, so its rest is on its way, and a relay then forwards one
+// large write per frame rather than a small one and a large one.
 func (c *Conn) readPayload(p []byte) (n int, err error) {
 	if int64(len(p)) > c.remain {
 		p = p[:c.remain]
@@ -222,8 +226,11 @@ func (c *Conn) readPayload(p []byte) (n int, err error) {
 	if c.rpos < c.rend {
 		n = copy(p, c.rbuf[c.rpos:c.rend])
 		c.rpos += n
-	} else {
-		n, err = c.rawRead(p)
+	}
+	if n < len(p) {
+		var m int
+		m, err = c.rawRead(p[n:])
+		n += m
 	}
 	if c.rmasked {
 		c.rkeyPos = mask(c.rkey, c.rkeyPos, p[:n])
@@ -232,10 +239,11 @@ func (c *Conn) readPayload(p []byte) (n int, err error) {
 	return n, err
 }
 
-// readText reads base64 text of the current frame and decodes it into p.
+// readText reads base64 text of the current frame and decodes it into p:
+// into the pooled textBufs, as much as decodes to at most len(p) bytes.
 func (c *Conn) readText(p []byte) (int, error) {
 	d := &c.dec
-	if len(p) < 8 { // too small to decode in place: one group via d.out
+	if len(p) < 8 { // too small to be worth a text buffer: one group via d.out
 		m, err := c.readPayload(d.carry[d.nc:])
 		d.nc += m
 		if derr := d.feedCarry(); derr != nil {
@@ -243,10 +251,12 @@ func (c *Conn) readText(p []byte) (int, error) {
 		}
 		return d.flush(p), err
 	}
-	m, err := c.readPayload(p[d.nc:])
-	text := p[:d.nc+m]
+	buf := textBufs.Get().(*[maxFrameSend]byte)
+	defer textBufs.Put(buf)
+	text := buf[:min(len(buf), len(p)/3*4)]
 	copy(text, d.carry[:d.nc])
-	n, derr := d.decode(text)
+	m, err := c.readPayload(text[d.nc:])
+	n, derr := d.decode(text[:d.nc+m], p)
 	if derr != nil {
 		return 0, c.fail(CloseInvalidData, derr.Error())
 	}
@@ -418,7 +428,8 @@ func (c *Conn) fail(code int, reason string) error {
 // ---- writing
 
 // Write sends p as one data message: binary, or base64 text when that
-// subprotocol was negotiated, in frames of at most 32 KiB of payload.
+// subprotocol was negotiated, in frames of at most 32 KiB of data (32,769
+// bytes with base64).
 func (c *Conn) Write(p []byte) (int, error) {
 	op, chunk := byte(opBinary), maxBinaryData
 	if c.b64 {

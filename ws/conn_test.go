@@ -332,3 +332,16 @@ func TestFailureCloseNoReset(t *testing.T) {
 		})
 	}
 }
+
+// A frame's payload comes out of one Read, though its first bytes were
+// read ahead with the header: a relay then forwards one write per frame.
+func TestReadWholeFrame(t *testing.T) {
+	payload := make([]byte, 5000)
+	rand.New(rand.NewSource(5)).Read(payload)
+	wire := maskedFrame(0x82, payload) // FIN, binary
+	c := newConn(&fakeConn{r: bytes.NewReader(wire), w: io.Discard}, false, false, 0, nil)
+	got := make([]byte, 8192)
+	if n, err := c.Read(got); n != len(payload) || err != nil || !bytes.Equal(got[:n], payload) {
+		t.Fatalf("Read: %d, %v; want the whole %d-byte frame", n, err, len(payload))
+	}
+}
