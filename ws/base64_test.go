@@ -69,6 +69,8 @@ func TestBase64Decoder(t *testing.T) {
 		{"S===", "!"},       // one character then padding
 		{"====", "!"},       // padding only
 		{"SGVs\nbG8=", "!"}, // line break
+		{"SGVs\rbG8=", "!"}, // carriage return
+		{"SGVsbG8=\n", "!"}, // line break after the padding
 		{"SGVs bG8=", "!"},  // space
 		{"SGV-bG8=", "!"},   // URL alphabet
 	} {
@@ -103,6 +105,20 @@ func TestBase64Random(t *testing.T) {
 		got, err := decodeViaConn(text, cuts, 1+rng.Intn(2000), readers[rng.Intn(3)].wrap)
 		if err != nil || !bytes.Equal(got, msg) {
 			t.Fatalf("len %d cuts %v: err %v, equal %v", len(msg), cuts, err, bytes.Equal(got, msg))
+		}
+	}
+}
+
+// A Read fills the caller's buffer with decoded bytes (to a whole group), so
+// a relay moves as much per call as with binary frames.
+func TestBase64ReadFills(t *testing.T) {
+	msg := make([]byte, 100000)
+	rand.New(rand.NewSource(4)).Read(msg)
+	text := []byte(base64.StdEncoding.EncodeToString(msg))
+	c := newConn(&fakeConn{r: bytes.NewReader(textFrames(text, nil)), w: io.Discard}, false, true, 0, nil)
+	for _, size := range []int{2048, 32 << 10} {
+		if n, err := c.Read(make([]byte, size)); n != size/3*3 || err != nil {
+			t.Errorf("Read of %d: %d, %v; want %d", size, n, err, size/3*3)
 		}
 	}
 }
@@ -147,19 +163,4 @@ func FuzzBase64(f *testing.F) {
 			t.Fatalf("%q: got %q, %v; want close 1007", text, got, err)
 		}
 	})
-}
-
-func TestB64Table(t *testing.T) {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-	for c := 0; c < 256; c++ {
-		want := byte(255)
-		if i := bytes.IndexByte([]byte(alphabet), byte(c)); i >= 0 {
-			want = byte(i)
-		} else if c == '=' {
-			want = 64
-		}
-		if got := b64val(byte(c)); got != want {
-			t.Errorf("b64val(%#x) = %d, want %d", c, got, want)
-		}
-	}
 }

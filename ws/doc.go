@@ -59,10 +59,12 @@
 // for one header parse here, like any data. The opening handshake is
 // bounded by Options.HandshakeTimeout (10 s); the client reads at most 8 KiB
 // of response head. Close waits at most 1.5 s for the peer. Write sends a
-// message in frames of at most 32 KiB of payload, each frame in one write.
-// Nothing buffered grows with what the peer declares: payload is read
-// straight into the caller's buffer, headers and control frames through a
-// 256-byte array, and write buffers come from a pool per frame.
+// message in frames of at most 32 KiB of data (32,769 bytes with base64, a
+// multiple of 3), each frame in one write. Nothing buffered grows with what
+// the peer declares: payload is read straight into the caller's buffer
+// (base64 text through a pooled buffer of one frame's size, taken per
+// Read), headers and control frames through a 256-byte array, and write
+// buffers come from a pool per frame.
 //
 // # Concurrency
 //

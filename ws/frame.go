@@ -19,10 +19,12 @@ const (
 const (
 	maxHeader     = 14       // 2 + 8 (64-bit length) + 4 (masking key)
 	maxControl    = 125      // control frame payload limit (section 5.5)
-	maxFrameSend  = 32 << 10 // payload bytes per frame we send
-	maxBinaryData = maxFrameSend
-	maxBase64Data = maxFrameSend / 4 * 3 // raw bytes that encode to maxFrameSend characters
-	randBatch     = 4096                 // random bytes fetched at once for masking keys
+	maxBinaryData = 32 << 10 // payload bytes per binary frame we send
+	// Raw bytes per base64 frame we send: a multiple of 3, so no padding inside a message, and
+	// at least 32 KiB, so a relay's 32 KiB write leaves in one frame.
+	maxBase64Data = 32769
+	maxFrameSend  = maxBase64Data / 3 * 4 // the longest payload we send
+	randBatch     = 4096                  // random bytes fetched at once for masking keys
 )
 
 // frameBuf holds one whole outgoing frame, header and payload, so that it

@@ -339,7 +339,11 @@ func TestWriteFramesSplit(t *testing.T) {
 				if i == len(fs)-1 {
 					wantOp |= 0x80
 				}
-				if f.op != wantOp || len(f.payload) > maxFrameSend {
+				size := maxBinaryData // every frame but the last is full
+				if b64 {
+					size = maxFrameSend
+				}
+				if f.op != wantOp || len(f.payload) > size || i < len(fs)-1 && len(f.payload) != size {
 					t.Fatalf("frame %d: op %x len %d", i, f.op, len(f.payload))
 				}
 				got = append(got, f.payload...)
@@ -365,6 +369,10 @@ func TestWriteFramesSplit(t *testing.T) {
 			}
 			if len(fs) < 4 || !bytes.Equal(got, msg) {
 				t.Errorf("client=%v b64=%v: %d frames, payload differs", client, b64, len(fs))
+			}
+			out.Reset() // a relay's 32 KiB write leaves in one frame
+			if c.Write(msg[:32<<10]); len(parseFrames(t, out.Bytes())) != 1 {
+				t.Errorf("client=%v b64=%v: 32 KiB in %d frames", client, b64, len(parseFrames(t, out.Bytes())))
 			}
 		}
 	}
