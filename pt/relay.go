@@ -64,9 +64,10 @@ func Relay(a, b net.Conn, countAToB, countBToA *atomic.Int64) (aToB, bToA int64,
 
 // pump copies src to dst until an error (io.EOF at the end of src), writing every byte read
 // before acting on a read error, and adds each write's count to count. It reads into a small
-// pooled buffer; a read that fills it means data is flowing, so it borrows a large one, and
-// gives it back after a read that does not fill it: the next read may block, and an idle
-// direction must not hold 32 KiB.
+// pooled buffer; a read that fills at least half of it means data is flowing (a base64
+// WebSocket fills only three quarters), so it borrows a large one, and gives it back after a
+// read that fills less than half: the next read may block, and an idle direction must not hold
+// 32 KiB.
 func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 	small, large := smallBufs.Get().(*[]byte), (*[]byte)(nil)
 	defer func() {
@@ -94,9 +95,9 @@ func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 			return total, rerr
 		}
 		switch {
-		case large == nil && n == len(buf):
+		case large == nil && n >= len(buf)/2:
 			large = largeBufs.Get().(*[]byte)
-		case large != nil && n < len(buf):
+		case large != nil && n < len(buf)/2:
 			largeBufs.Put(large)
 			large = nil
 		}
