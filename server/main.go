@@ -254,35 +254,42 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// ServeHTTP upgrades one request to WebSocket and relays it to the ORPort.
+// ServeHTTP upgrades one request to WebSocket and relays it to the ORPort, in a goroutine of its
+// own: returning frees what net/http holds for the request (its buffers) while the tunnel lives.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.opt.path != "" && r.URL.Path != s.opt.path {
 		http.NotFound(w, r)
 		return
 	}
-	defer s.open.Add(-1)
+	s.stats.Active.Add(1)
+	done := func() { s.open.Add(-1); s.stats.Active.Add(-1) }
 	if n := s.open.Add(1); s.opt.maxConns > 0 && n > int64(s.opt.maxConns) {
+		done()
 		http.Error(w, "too many connections", http.StatusServiceUnavailable)
 		return
 	}
-	s.stats.Active.Add(1)
-	defer s.stats.Active.Add(-1)
 	conn, err := ws.Upgrade(w, r, &ws.Options{Base64: s.opt.base64, MaxMessage: s.opt.maxMessage,
 		HandshakeTimeout: s.opt.handshakeTimeout})
 	if err != nil {
+		done()
 		s.log.Infof("WebSocket handshake from %s: %v", r.RemoteAddr, err)
 		return
 	}
 	or, err := pt.DialOr(s.info, s.clientAddr(r), methodName)
 	if err != nil {
+		done()
 		s.log.Warnf("connecting to the ORPort: %v", err)
 		conn.CloseWithStatus(ws.CloseInternalError, "ORPort unreachable")
 		return
 	}
 	s.stats.Conns.Add(1)
-	if _, _, err := pt.Relay(conn, or, &s.stats.Received, &s.stats.Sent); err != nil { // closes both
-		s.log.Infof("connection from %s ended: %v", r.RemoteAddr, err)
-	}
+	peer := r.RemoteAddr
+	go func() {
+		defer done()
+		if _, _, err := pt.Relay(conn, or, &s.stats.Received, &s.stats.Sent); err != nil { // closes both
+			s.log.Infof("connection from %s ended: %v", peer, err)
+		}
+	}()
 }
 
 // clientAddr is the address given to tor in USERADDR: the peer's, or when the peer is a trusted
