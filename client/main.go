@@ -145,10 +145,16 @@ func (c *client) acceptLoop(ln net.Listener) {
 }
 
 // handle serves one SOCKS connection: the SOCKS request, the connection to the bridge, and only
-// then the SOCKS reply, so that tor learns whether the tunnel is really up.
+// then the SOCKS reply, so that tor learns whether the tunnel is really up. The relay runs in a
+// goroutine of its own, whose stack has not grown in the handshakes.
 func (c *client) handle(conn net.Conn) {
-	defer c.stats.Active.Add(-1)
-	defer conn.Close()
+	relaying := false
+	defer func() {
+		if !relaying {
+			conn.Close()
+			c.stats.Active.Add(-1)
+		}
+	}()
 	sc, err := pt.SocksHandshake(conn, socksTimeout)
 	if err != nil {
 		c.log.Infof("SOCKS handshake: %v", err)
@@ -166,9 +172,13 @@ func (c *client) handle(conn net.Conn) {
 		return
 	}
 	c.stats.Conns.Add(1)
-	if _, _, err := pt.Relay(sc.Conn, wsConn, &c.stats.Sent, &c.stats.Received); err != nil { // closes both
-		c.log.Infof("connection to the bridge ended: %v", err)
-	}
+	relaying = true
+	go func() {
+		defer c.stats.Active.Add(-1)
+		if _, _, err := pt.Relay(sc.Conn, wsConn, &c.stats.Sent, &c.stats.Received); err != nil { // closes both
+			c.log.Infof("connection to the bridge ended: %v", err)
+		}
+	}()
 }
 
 // connect dials the SOCKS target (the Bridge line's address, never the URL's host, which is
