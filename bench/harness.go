@@ -278,31 +278,77 @@ func download(conn net.Conn, n int64) error {
 	return nil
 }
 
-// pingPong returns the sorted round-trip times of n 64-byte echoes (after 50
-// not counted).
-func pingPong(ch *chain, n int) ([]time.Duration, error) {
+// pinger takes 64-byte echoes through one tunnel of a chain.
+type pinger struct {
+	conn     net.Conn
+	msg, got []byte
+	rtt      []time.Duration
+}
+
+// openPinger opens a tunnel to the echo target and warms it with 50 echoes
+// not counted.
+func openPinger(ch *chain) (*pinger, error) {
 	conn, err := openEcho(ch.tun, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(2 * time.Minute))
-	msg, got := pattern[:64], make([]byte, 64)
-	rtt := make([]time.Duration, 0, n)
-	for i := -50; i < n; i++ {
+	conn.SetDeadline(time.Now().Add(5 * time.Minute))
+	p := &pinger{conn: conn, msg: pattern[:64], got: make([]byte, 64)}
+	if err := p.ping(50); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	p.rtt = p.rtt[:0]
+	return p, nil
+}
+
+// ping takes n echoes, one at a time, and records their round-trip times.
+func (p *pinger) ping(n int) error {
+	for i := 0; i < n; i++ {
 		t := time.Now()
-		if _, err := conn.Write(msg); err != nil {
-			return nil, err
+		if _, err := p.conn.Write(p.msg); err != nil {
+			return err
 		}
-		if _, err := io.ReadFull(conn, got); err != nil {
-			return nil, err
+		if _, err := io.ReadFull(p.conn, p.got); err != nil {
+			return err
 		}
-		if i >= 0 {
-			rtt = append(rtt, time.Since(t))
+		p.rtt = append(p.rtt, time.Since(t))
+	}
+	return nil
+}
+
+// pingRound takes n echoes through one tunnel of each chain, in slices of
+// 100 taken chain after chain, so that a slow spell of the machine (such
+// spells last seconds here) falls on every chain alike. It returns each
+// chain's sorted round-trip times.
+func pingRound(chains []*chain, n int) ([][]time.Duration, error) {
+	ps := make([]*pinger, len(chains))
+	defer func() {
+		for _, p := range ps {
+			if p != nil {
+				p.conn.Close()
+			}
+		}
+	}()
+	for i, ch := range chains {
+		var err error
+		if ps[i], err = openPinger(ch); err != nil {
+			return nil, fmt.Errorf("%s: %v", ch.v, err)
 		}
 	}
-	sort.Slice(rtt, func(i, j int) bool { return rtt[i] < rtt[j] })
-	return rtt, nil
+	for done := 0; done < n; done += 100 {
+		for i, p := range ps {
+			if err := p.ping(min(100, n-done)); err != nil {
+				return nil, fmt.Errorf("%s: %v", chains[i].v, err)
+			}
+		}
+	}
+	rtts := make([][]time.Duration, len(ps))
+	for i, p := range ps {
+		sort.Slice(p.rtt, func(a, b int) bool { return p.rtt[a] < p.rtt[b] })
+		rtts[i] = p.rtt
+	}
+	return rtts, nil
 }
 
 func percentile(sorted []time.Duration, p float64) float64 {
@@ -489,8 +535,9 @@ func measure(c *config) (*report, error) {
 		return nil, errors.New("no chain could start")
 	}
 
-	// Throughput and latency, interleaved: each round visits every chain, in an
-	// order that rotates from round to round.
+	// Throughput, interleaved: each round visits every chain, in an order that
+	// rotates from round to round. Then latency, interleaved more finely (see
+	// pingRound), for the binary chains.
 	for r := 0; r < c.rounds; r++ {
 		for i := range chains {
 			k := (i + r) % len(chains)
@@ -508,20 +555,28 @@ func measure(c *config) (*report, error) {
 				res.cpuSec += cpu
 				res.cpuBytes += c.size
 			}
-			if !ch.v.base64 {
-				rtt, err := pingPong(ch, c.pings)
-				if err != nil {
-					return nil, fmt.Errorf("%s latency: %v", ch.v, err)
-				}
-				res.p50 = append(res.p50, percentile(rtt, 0.50))
-				res.p99 = append(res.p99, percentile(rtt, 0.99))
-			}
-			fmt.Printf("round %d %-15s up %7.0f MB/s  down %7.0f MB/s", r+1, ch.v, last(res.up), last(res.down))
-			if !ch.v.base64 {
-				fmt.Printf("  rtt p50 %5.0f µs p99 %5.0f µs", last(res.p50), last(res.p99))
-			}
-			fmt.Println()
+			fmt.Printf("round %d %-15s up %7.0f MB/s  down %7.0f MB/s\n", r+1, ch.v, last(res.up), last(res.down))
 		}
+	}
+	var binChains []*chain
+	var binResults []*result
+	for i, ch := range chains {
+		if !ch.v.base64 {
+			binChains, binResults = append(binChains, ch), append(binResults, rep.results[i])
+		}
+	}
+	for r := 0; r < c.rounds && c.pings > 0; r++ {
+		rtts, err := pingRound(binChains, c.pings)
+		if err != nil {
+			return nil, fmt.Errorf("latency: %v", err)
+		}
+		fmt.Printf("round %d latency", r+1)
+		for i, res := range binResults {
+			res.p50 = append(res.p50, percentile(rtts[i], 0.50))
+			res.p99 = append(res.p99, percentile(rtts[i], 0.99))
+			fmt.Printf("  %s p50 %.0f µs p99 %.0f µs", res.v, last(res.p50), last(res.p99))
+		}
+		fmt.Println()
 	}
 	for _, ch := range chains {
 		ch.stop()

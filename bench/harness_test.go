@@ -106,9 +106,14 @@ func TestChains(t *testing.T) {
 				t.Errorf("%s: %v MB/s, %v", v, mbps, err)
 			}
 		}
-		rtt, err := pingPong(ch, 20)
-		if err != nil || len(rtt) != 20 || rtt[0] <= 0 || rtt[0] > rtt[19] {
-			t.Errorf("%s: latency %v, %v", v, rtt, err)
+		rtts, err := pingRound([]*chain{ch, ch}, 120) // two tunnels, slices of 100 then 20
+		for _, rtt := range rtts {
+			if len(rtt) != 120 || rtt[0] <= 0 || rtt[0] > rtt[119] {
+				t.Errorf("%s: latency %v", v, rtt)
+			}
+		}
+		if err != nil || len(rtts) != 2 {
+			t.Errorf("%s: %d latency series, %v", v, len(rtts), err)
 		}
 		ch.stop()
 	}

@@ -231,7 +231,7 @@ func (rep *report) writeReport(path, svgPath string) error {
 	for _, r := range rep.results {
 		p("| %s | %s | %s | %.2f |\n", r.v, stat(r.up).format(1, 0), stat(r.down).format(1, 0), r.cpuPerGiB())
 	}
-	p("\n## Latency\n\n%d round trips of 64 bytes per round through one tunnel to an echo target (after 50 not counted); µs, median (min–max) over rounds of each round's percentile.\n\n", c.pings)
+	p("\n## Latency\n\n%d round trips of 64 bytes per round through one tunnel of each chain to an echo target (after 50 not counted), taken in slices of 100 chain after chain so that a slow spell of the machine falls on every chain alike; µs, median (min–max) over rounds of each round's percentile.\n\n", c.pings)
 	p("| chain | p50 µs | p99 µs |\n|---|---|---|\n")
 	for _, r := range rep.results {
 		if len(r.p50) > 0 {
