@@ -164,3 +164,55 @@ func FuzzBase64(f *testing.F) {
 		}
 	})
 }
+
+// The table codec against encoding/base64, over every length up to 100
+// (both loops' ends) and some large ones, at several offsets.
+func TestCodecDifferential(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	for _, n := range append(rangeInts(0, 100), 1000, 32768, 32769, 100003) {
+		for off := 0; off < 3; off++ {
+			raw := make([]byte, n+off)
+			rng.Read(raw)
+			raw = raw[off:]
+			want := b64std.EncodeToString(raw)
+			text := make([]byte, len(want)+off)[off:]
+			if encode(text, raw); string(text) != want {
+				t.Fatalf("encode of %d bytes at offset %d: %q, want %q", n, off, text, want)
+			}
+			got := make([]byte, len(raw))
+			if m, err := decodeStrict(got, text); err != nil || !bytes.Equal(got[:m], raw) || m != n {
+				t.Fatalf("decodeStrict of %d bytes at offset %d: %d, %v", n, off, m, err)
+			}
+		}
+	}
+}
+
+func rangeInts(from, to int) []int {
+	var r []int
+	for i := from; i <= to; i++ {
+		r = append(r, i)
+	}
+	return r
+}
+
+// FuzzDecodeStrict: the table decoder agrees with encoding/base64 (strict)
+// on any text without line breaks (which decode refuses before it): the
+// same bytes, and an error for the same inputs.
+func FuzzDecodeStrict(f *testing.F) {
+	f.Add([]byte("SGVsbG8hSGVsbG8h"))
+	f.Add([]byte("SGVsbG8hSGVsbA=="))
+	f.Add([]byte("SGVsbG8=SGVsbG8h"))
+	f.Add([]byte("SGVsbG9hSGVsbG9="))
+	f.Add([]byte("SGVs-G8hSGVsbG8h"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		if bytes.ContainsAny(text, "\r\n") {
+			return
+		}
+		want, werr := b64std.DecodeString(string(text))
+		got := make([]byte, len(text))
+		n, err := decodeStrict(got, text)
+		if (err != nil) != (werr != nil) || err == nil && !bytes.Equal(got[:n], want) {
+			t.Fatalf("%q: %q, %v; want %q, %v", text, got[:n], err, want, werr)
+		}
+	})
+}

@@ -479,7 +479,7 @@ func (c *Conn) writeFrame(op byte, payload []byte) error {
 	h := putHeader(buf[:], code, fin, n, c.client)
 	body := buf[h : h+n]
 	if text {
-		base64.StdEncoding.Encode(body, payload)
+		encode(body, payload)
 	} else {
 		copy(body, payload)
 	}
