@@ -152,8 +152,10 @@ func (c *Conn) read(p []byte) (int, error) {
 		} else {
 			n, err = c.readPayload(p)
 		}
-		if err == nil && c.remain == 0 && c.fin {
-			err = c.endMessage()
+		if c.remain == 0 && c.fin && c.rerr == nil { // also when a timeout came with the last bytes
+			if eerr := c.endMessage(); eerr != nil {
+				err = eerr
+			}
 		}
 		if n > 0 || err != nil {
 			return n, c.readErr(err)

@@ -244,11 +244,26 @@ func (t *timeoutReader) Read(p []byte) (int, error) {
 	return t.r.Read(p[:min(len(p), 1)])
 }
 
+// dataTimeoutReader reads one byte and reports a timeout with it, as the
+// io.Reader contract allows (n > 0 with an error).
+type dataTimeoutReader struct{ r io.Reader }
+
+func (t dataTimeoutReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p[:min(len(p), 1)])
+	if err == nil {
+		err = timeoutErr{}
+	}
+	return n, err
+}
+
 func TestReadFrames(t *testing.T) {
-	withTimeouts := append(readers, struct {
+	withTimeouts := append(readers, []struct {
 		name string
 		wrap func(io.Reader) io.Reader
-	}{"timeouts", func(r io.Reader) io.Reader { return &timeoutReader{r: r} }})
+	}{
+		{"timeouts", func(r io.Reader) io.Reader { return &timeoutReader{r: r} }},
+		{"data with timeouts", func(r io.Reader) io.Reader { return dataTimeoutReader{r} }},
+	}...)
 	for _, tc := range wireCases {
 		for _, rd := range withTimeouts {
 			t.Run(tc.name+"/"+rd.name, func(t *testing.T) {
