@@ -24,8 +24,9 @@ var (
 // half-closes the destination (CloseWrite if it has one, else Close) and the other direction
 // goes on; an error in either direction closes both. Returns bytes copied each way and the first
 // error that is not io.EOF (an error caused by Relay's own closing is not reported). Both
-// connections are closed when Relay returns. Unless nil, countAToB and countBToA are added to
-// after every write, so that totals include connections still open.
+// connections are closed when Relay returns. Unless nil, countAToB and countBToA count the
+// bytes of every write as it starts (taken back if it fails), so that totals include connections
+// still open and a peer that has received bytes finds them counted.
 func Relay(a, b net.Conn, countAToB, countBToA *atomic.Int64) (aToB, bToA int64, err error) {
 	var mu sync.Mutex
 	closed := false // both conns closed, or one closed fully because it has no CloseWrite
@@ -63,7 +64,7 @@ func Relay(a, b net.Conn, countAToB, countBToA *atomic.Int64) (aToB, bToA int64,
 }
 
 // pump copies src to dst until an error (io.EOF at the end of src), writing every byte read
-// before acting on a read error, and adds each write's count to count. It reads into a small
+// before acting on a read error, and adds what each write writes to count. It reads into a small
 // pooled buffer; a read that fills at least half of it means data is flowing (a base64
 // WebSocket fills only three quarters), so it borrows a large one, and gives it back after a
 // read that fills less than half: the next read may block, and an idle direction must not hold
@@ -84,10 +85,11 @@ func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 		}
 		n, rerr := src.Read(buf)
 		if n > 0 {
+			count.Add(int64(n)) // before the write: whoever has received the bytes finds them counted
 			w, werr := dst.Write(buf[:n])
 			total += int64(w)
-			count.Add(int64(w))
 			if werr != nil || w < n {
+				count.Add(int64(w - n))
 				return total, cmp.Or(werr, io.ErrShortWrite)
 			}
 		}
