@@ -334,8 +334,53 @@ func TestClientSilentServer(t *testing.T) {
 	if time.Since(start) > 30*time.Second {
 		t.Fatal("the handshake timeout was not applied")
 	}
-	// The deadline is cleared after the handshake, failed or not.
-	nc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	// The deadline is cleared after the handshake, failed or not: a read
+	// now waits for data rather than failing at once.
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	sc.Write([]byte("x"))
+	if n, err := nc.Read(make([]byte, 1)); n != 1 || err != nil {
+		t.Fatalf("read after the failed handshake: %d, %v", n, err)
+	}
+}
+
+// Both handshakes clear their deadlines: a tunnel idle for longer than
+// HandshakeTimeout still carries data both ways.
+func TestDeadlinesClearedAfterHandshake(t *testing.T) {
+	opt := &Options{HandshakeTimeout: 100 * time.Millisecond}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Upgrade(w, r, opt)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err == nil {
+			c.Write(buf)
+		}
+	}))
+	defer srv.Close()
+	nc, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c, err := Client(nc, mustURL(t, "ws://"+srv.Listener.Addr().String()+"/"), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // past both handshakes' deadlines
+	buf := make([]byte, 4)
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo after idling: %q, %v", buf, err)
+	}
+	c.Close()
 }
 
 // Through net/http's server: a frame sent in the same write as the request
