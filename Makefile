@@ -28,6 +28,7 @@ test:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run Allocs ./ws   # allocation counts: without the race detector
 
 # Tests against real peers (tor, Chromium, nginx, HAProxy, node ws, websockify), installed first
 # by tests/install-deps.sh. Root: they run in a network namespace of their own with only a

@@ -32,6 +32,43 @@ var benchRoles = []struct {
 
 const benchMsg = 16 << 10
 
+// writeCounter counts the writes it is given.
+type writeCounter struct{ n int }
+
+func (w *writeCounter) Write(p []byte) (int, error) { w.n++; return len(p), nil }
+
+// What the benchmarks show, asserted: in steady state a message costs no
+// allocation either way, and each frame leaves in one write (header and
+// payload together).
+func TestAllocsAndWrites(t *testing.T) {
+	msg := make([]byte, 100000)
+	for _, r := range benchRoles {
+		chunk := maxBinaryData
+		if r.b64 {
+			chunk = maxBase64Data
+		}
+		frames := (len(msg) + chunk - 1) / chunk
+		w := &writeCounter{}
+		c := newConn(&fakeConn{w: w}, r.client, r.b64, 0, nil)
+		wAllocs := testing.AllocsPerRun(20, func() { c.Write(msg) })
+		if w.n != 21*frames { // AllocsPerRun runs once more to warm up
+			t.Errorf("%s: %d writes for %d messages of %d frames", r.name, w.n, 21, frames)
+		}
+		var wire bytes.Buffer
+		newConn(&fakeConn{w: &wire}, !r.client, r.b64, 0, nil).Write(msg)
+		rc := newConn(&fakeConn{r: &loopReader{b: wire.Bytes()}}, r.client, r.b64, 0, nil)
+		buf := make([]byte, len(msg))
+		rAllocs := testing.AllocsPerRun(20, func() {
+			if _, err := io.ReadFull(rc, buf); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if !raceEnabled && (wAllocs != 0 || rAllocs != 0) {
+			t.Errorf("%s: %.1f allocations per Write, %.1f per message read", r.name, wAllocs, rAllocs)
+		}
+	}
+}
+
 // randomMsg is like Tor's traffic: encrypted, so random-looking.
 func randomMsg() []byte {
 	msg := make([]byte, benchMsg)
