@@ -345,3 +345,46 @@ func TestReadWholeFrame(t *testing.T) {
 		t.Fatalf("Read: %d, %v; want the whole %d-byte frame", n, err, len(payload))
 	}
 }
+
+// Pings flood the server while it writes large messages: each Pong goes
+// out between frames (the client's Read would fail on a Pong inside a data
+// frame), and the race detector sees Read's Pongs and Write share the
+// writer safely.
+func TestPingFloodDuringWrite(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	msg := make([]byte, 1<<20)
+	rand.New(rand.NewSource(7)).Read(msg)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { // the server sends 8 messages, then its Close
+		defer wg.Done()
+		for i := 0; i < 8; i++ {
+			server.Write(msg)
+		}
+		server.CloseWrite()
+	}()
+	go func() { // the server reads, which answers the Pings
+		defer wg.Done()
+		io.Copy(io.Discard, server)
+	}()
+	ping := maskedFrame(0x89, []byte("ping")) // FIN|Ping
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 2000; i++ {
+			if _, err := client.conn.Write(ping); err != nil {
+				return
+			}
+		}
+	}()
+	got, err := io.ReadAll(client)
+	if err != nil || len(got) != 8*len(msg) {
+		t.Fatalf("client read %d bytes, %v; want %d", len(got), err, 8*len(msg))
+	}
+	for i := 0; i < 8; i++ {
+		if !bytes.Equal(got[i*len(msg):(i+1)*len(msg)], msg) {
+			t.Fatalf("message %d differs", i)
+		}
+	}
+	client.conn.Close() // the ping writer and the server's reader end
+	wg.Wait()
+}
