@@ -27,7 +27,9 @@ type Options struct {
 	// DefaultMaxMessage. Over it, or over max(4096, MaxMessage/1024)
 	// frames: close 1009.
 	MaxMessage int
-	// HandshakeTimeout bounds the opening handshake. 0 means 10 s.
+	// HandshakeTimeout bounds the opening handshake: the client's whole
+	// exchange; on the server, writing the answer (reading the request is
+	// bounded by the http.Server, e.g. ReadHeaderTimeout). 0 means 10 s.
 	HandshakeTimeout time.Duration
 	// Header: client only, extra request headers (e.g. User-Agent).
 	Header http.Header
