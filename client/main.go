@@ -157,7 +157,7 @@ func (c *client) handle(conn net.Conn) {
 	}()
 	sc, err := pt.SocksHandshake(conn, socksTimeout)
 	if err != nil {
-		c.log.Infof("SOCKS handshake: %v", err)
+		c.log.Warnf("%v", err) // "pt: socks handshake: ..."; only tor connects here: worth seeing
 		return
 	}
 	wsConn, err := c.connect(sc)
@@ -232,7 +232,7 @@ func unnamed(err error) string {
 func parseBridge(args pt.Args, d bridge) (bridge, error) {
 	for k, vs := range args {
 		if len(vs) != 1 {
-			return d, fmt.Errorf("argument %q given %d times", k, len(vs))
+			return d, fmt.Errorf("argument %s given %d times", pt.SafeName(k), len(vs))
 		}
 		switch v := vs[0]; k {
 		case "url":
@@ -245,11 +245,11 @@ func parseBridge(args pt.Args, d bridge) (bridge, error) {
 			d.front = v
 		case "protocol":
 			if v != "base64" {
-				return d, fmt.Errorf("unknown protocol %q (only base64 is supported)", v)
+				return d, fmt.Errorf("unknown protocol %s (only base64 is supported)", pt.SafeName(v))
 			}
 			d.opt.Base64 = true
 		default:
-			return d, fmt.Errorf("unknown argument %q", k)
+			return d, fmt.Errorf("unknown argument %s (known: url, front, protocol)", pt.SafeName(k))
 		}
 	}
 	return d, nil

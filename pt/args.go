@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -50,13 +51,28 @@ func keyValue(s string) (key, value, rest string, err error) {
 	switch {
 	case err != nil:
 	case stop != '=':
-		err = fmt.Errorf("missing '=' after key %q", key)
+		err = fmt.Errorf("missing '=' after key %s", SafeName(key))
 	case key == "":
 		err = errors.New("empty key")
 	default:
 		value, _, rest, err = cut(rest, ";")
 	}
 	return key, value, rest, err
+}
+
+// SafeName quotes s for an error or a log line when it looks like a keyword (1 to 32 letters,
+// digits, '-' or '_'); anything else, such as a host name or a URL put where a keyword belongs,
+// is shown only by its length, so that a misplaced bridge address never reaches a log.
+func SafeName(s string) string {
+	ok := len(s) > 0 && len(s) <= 32
+	for i := 0; ok && i < len(s); i++ {
+		c := s[i]
+		ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+	}
+	if ok {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("(%d bytes, not shown)", len(s))
 }
 
 // ParseClientArgs parses per-bridge arguments as tor passes them through SOCKS (pt-spec 3.5):

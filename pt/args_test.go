@@ -195,3 +195,21 @@ func TestArgsGetAdd(t *testing.T) {
 		t.Error("Get on nil Args found k")
 	}
 }
+
+func TestSafeName(t *testing.T) {
+	for in, want := range map[string]string{
+		"url":                     `"url"`,
+		"max-conns":               `"max-conns"`,
+		"":                        "(0 bytes, not shown)",
+		"wss://bridge.example/ws": "(23 bytes, not shown)",
+		"bridge.example":          "(14 bytes, not shown)",
+		"192.0.2.1":               "(9 bytes, not shown)",
+		"a\nb":                    "(3 bytes, not shown)",
+		strings.Repeat("k", 33):   "(33 bytes, not shown)",
+		strings.Repeat("k", 32):   `"` + strings.Repeat("k", 32) + `"`,
+	} {
+		if got := SafeName(in); got != want {
+			t.Errorf("SafeName(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

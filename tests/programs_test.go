@@ -173,6 +173,39 @@ func TestSocksFailures(t *testing.T) {
 	}
 }
 
+// TestMalformedArguments checks that per-bridge arguments that cannot be parsed fail the
+// RFC 1929 step (goptlib does the same) with a warning that names the fault, and that text put
+// where a key belongs (here a bridge URL without "url=") never reaches the log: the proc's
+// cleanup fails the test if ".example" appears there.
+func TestMalformedArguments(t *testing.T) {
+	_, _, client := tunnel(t)
+	for _, args := range []string{"wss://bridge.example/ws", "url=ws://bridge.example/;x\\"} {
+		conn, err := net.Dial("tcp", client.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(waitLong))
+		// Greeting: version 5, one method, 2 (username/password); then RFC 1929: version 1,
+		// ULEN, UNAME (the arguments), PLEN 1, PASSWD "\x00".
+		req := append([]byte{5, 1, 2, 1, byte(len(args))}, args...)
+		conn.Write(append(req, 1, 0))
+		got, err := io.ReadAll(conn)
+		// Method choice 5 2, then auth status 1 0x01 (failure), then the connection closes.
+		if err != nil || !bytes.Equal(got, []byte{5, 2, 1, 1}) {
+			t.Errorf("%q: got % x, %v; want 05 02 01 01 and EOF", args, got, err)
+		}
+	}
+	for _, want := range []string{
+		`LOG SEVERITY=warning MESSAGE="pt: socks handshake: client arguments: missing '=' after key (23 bytes, not shown)"`,
+		`LOG SEVERITY=warning MESSAGE="pt: socks handshake: client arguments: trailing backslash"`,
+	} {
+		if !client.waitOutput(want) {
+			t.Errorf("no %q in the log:\n%s", want, client.output())
+		}
+	}
+}
+
 // TestORPortDown checks that when the ORPort cannot be reached the WebSocket is closed with
 // status 1011, the SOCKS side sees its connection close, and the server keeps serving.
 func TestORPortDown(t *testing.T) {
