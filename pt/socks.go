@@ -60,17 +60,16 @@ func (w *wire) failf(format string, a ...any) {
 	}
 }
 
-// untilNul reads up to a NUL, one byte at a time; more than max bytes before it is an error.
-func (w *wire) untilNul(max int) []byte {
-	var s []byte
+// untilNul reads up to a NUL, one byte at a time; ok is false (and reading stops) when more than
+// max bytes come before it.
+func (w *wire) untilNul(max int) (s []byte, ok bool) {
 	for c := w.u8(); c != 0; c = w.u8() {
 		if len(s) == max {
-			w.failf("string longer than %d bytes", max)
-			break
+			return s, false
 		}
 		s = append(s, c)
 	}
-	return s
+	return s, true
 }
 
 // SocksConn is a connection from tor whose SOCKS request has been read but not yet answered.
@@ -183,14 +182,24 @@ func (c *SocksConn) socks4(w *wire) {
 		c.refusef(w, socksGeneralFailure, "command %d not supported", hdr[0])
 		return
 	}
+	userID, ok := w.untilNul(socks4MaxUserID)
+	if !ok {
+		c.refusef(w, socksGeneralFailure, "USERID longer than %d bytes", socks4MaxUserID)
+		return
+	}
 	var err error
-	if c.Args, err = ParseClientArgs(string(w.untilNul(socks4MaxUserID))); err != nil {
+	if c.Args, err = ParseClientArgs(string(userID)); err != nil {
 		c.refusef(w, socksGeneralFailure, "%w", err)
 		return
 	}
 	host := net.IP(hdr[3:7]).String()
 	if hdr[3] == 0 && hdr[4] == 0 && hdr[5] == 0 && hdr[6] != 0 {
-		host = c.domain(w, w.untilNul(255))
+		name, ok := w.untilNul(255)
+		if !ok {
+			c.refusef(w, socksGeneralFailure, "domain name longer than 255 bytes")
+			return
+		}
+		host = c.domain(w, name)
 	}
 	c.Target = net.JoinHostPort(host, strconv.Itoa(int(hdr[1])<<8|int(hdr[2])))
 }

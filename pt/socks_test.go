@@ -149,10 +149,12 @@ var socksCases = []struct {
 	{"socks4 empty domain", cat("\x04\x01\x00\x50\x00\x00\x00\x01\x00\x00"), "\x00\x5b\x00\x00\x00\x00\x00\x00", "", nil},
 	{"socks4a domain with a control byte", cat("\x04\x01\x00\x50\x00\x00\x00\x01\x00", "a\nb\x00"),
 		"\x00\x5b\x00\x00\x00\x00\x00\x00", "", nil},
-	{"socks4 overlong USERID", cat("\x04\x01\x00\x50\x7f\x00\x00\x01", strings.Repeat("k", 511), "\x00"), "", "", nil},
+	{"socks4 overlong USERID", cat("\x04\x01\x00\x50\x7f\x00\x00\x01", strings.Repeat("k", 511), "\x00"),
+		"\x00\x5b\x00\x00\x00\x00\x00\x00", "", nil}, // VN 0, CD 0x5b (rejected), port and address 0
 	{"socks4 longest USERID", cat("\x04\x01\x00\x50\x7f\x00\x00\x01", "k=", strings.Repeat("v", 508), "\x00"),
 		"", "127.0.0.1:80", Args{"k": {strings.Repeat("v", 508)}}},
-	{"socks4a overlong domain", cat("\x04\x01\x00\x50\x00\x00\x00\x01\x00", strings.Repeat("d", 256), "\x00"), "", "", nil},
+	{"socks4a overlong domain", cat("\x04\x01\x00\x50\x00\x00\x00\x01\x00", strings.Repeat("d", 256), "\x00"),
+		"\x00\x5b\x00\x00\x00\x00\x00\x00", "", nil},
 }
 
 func TestSocksHandshake(t *testing.T) {
