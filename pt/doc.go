@@ -28,7 +28,8 @@
 //
 // Outbound connections (pt-spec 3.2.2, 3.3.2): [Dialer] connects directly or through the
 // TOR_PT_PROXY proxy (socks5, socks4a, http CONNECT), from the outbound bind addresses when
-// set (never for loopback destinations). A SOCKS5 proxy's failure code becomes an error that
+// set (never for loopback destinations; [DialOr] uses them too, for an ORPort that is not on
+// loopback). A SOCKS5 proxy's failure code becomes an error that
 // Reject turns back into the same code. ClientSetup validates the proxy URL; the client
 // prints PROXY DONE.
 //

@@ -43,23 +43,37 @@ type ServerInfo struct {
 	AuthCookieFile   string
 	StateLocation    string
 	ExitOnStdinClose bool
+	// Source addresses for connections to a non-loopback ORPort; nil when unset.
+	OutboundV4, OutboundV6 net.IP
+}
+
+// common holds the variables of both roles (pt-spec 3.2.1, 3.2.2).
+type common struct {
+	state  string
+	exit   bool
+	v4, v6 net.IP
 }
 
 // setupCommon negotiates the version and reads the variables common to both roles. It prints
 // VERSION 1, or VERSION-ERROR / ENV-ERROR and returns an error.
-func setupCommon(out *Output, getenv func(string) string) (state string, exitOnStdinClose bool, err error) {
+func setupCommon(out *Output, getenv func(string) string) (c common, err error) {
 	if !slices.Contains(strings.Split(getenv("TOR_PT_MANAGED_TRANSPORT_VER"), ","), "1") {
-		return "", false, out.VersionError("no-version")
+		return c, out.VersionError("no-version")
 	}
 	out.Version()
-	state = getenv("TOR_PT_STATE_LOCATION")
-	if !filepath.IsAbs(state) {
-		return "", false, out.EnvError("TOR_PT_STATE_LOCATION must be set to an absolute path")
+	c.state = getenv("TOR_PT_STATE_LOCATION")
+	if !filepath.IsAbs(c.state) {
+		return c, out.EnvError("TOR_PT_STATE_LOCATION must be set to an absolute path")
 	}
-	if err := os.MkdirAll(state, 0o700); err != nil {
-		return "", false, out.EnvError(fmt.Sprintf("TOR_PT_STATE_LOCATION: cannot create the directory: %v", err))
+	if err := os.MkdirAll(c.state, 0o700); err != nil {
+		return c, out.EnvError(fmt.Sprintf("TOR_PT_STATE_LOCATION: cannot create the directory: %v", err))
 	}
-	return state, getenv("TOR_PT_EXIT_ON_STDIN_CLOSE") == "1", nil
+	c.exit = getenv("TOR_PT_EXIT_ON_STDIN_CLOSE") == "1"
+	if c.v4, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V4", "IPv4"); err != nil {
+		return c, err
+	}
+	c.v6, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V6", "IPv6")
+	return c, err
 }
 
 // ClientSetup prints VERSION 1 and returns a client's configuration, or prints VERSION-ERROR,
@@ -67,17 +81,11 @@ func setupCommon(out *Output, getenv func(string) string) (state string, exitOnS
 // caller prints PROXY DONE once it knows it will use ProxyURL, and just CMETHODS DONE when
 // MethodNames is empty (pt-spec 3.3.2).
 func ClientSetup(out *Output, getenv func(string) string, supported []string) (*ClientInfo, error) {
-	state, exit, err := setupCommon(out, getenv)
+	c, err := setupCommon(out, getenv)
 	if err != nil {
 		return nil, err
 	}
-	info := &ClientInfo{StateLocation: state, ExitOnStdinClose: exit}
-	if info.OutboundV4, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V4", "IPv4"); err != nil {
-		return nil, err
-	}
-	if info.OutboundV6, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V6", "IPv6"); err != nil {
-		return nil, err
-	}
+	info := &ClientInfo{StateLocation: c.state, ExitOnStdinClose: c.exit, OutboundV4: c.v4, OutboundV6: c.v6}
 	requested := getenv("TOR_PT_CLIENT_TRANSPORTS")
 	if requested == "" {
 		return nil, out.EnvError("no TOR_PT_CLIENT_TRANSPORTS")
@@ -148,11 +156,11 @@ func parseProxyURL(s string) (*url.URL, error) {
 // TOR_PT_SERVER_BINDADDR (which may be omitted) gets 0.0.0.0:0, which tor publishes with its own
 // address. When Bindaddrs is empty the caller prints just SMETHODS DONE.
 func ServerSetup(out *Output, getenv func(string) string, supported []string) (*ServerInfo, error) {
-	state, exit, err := setupCommon(out, getenv)
+	c, err := setupCommon(out, getenv)
 	if err != nil {
 		return nil, err
 	}
-	info := &ServerInfo{StateLocation: state, ExitOnStdinClose: exit}
+	info := &ServerInfo{StateLocation: c.state, ExitOnStdinClose: c.exit, OutboundV4: c.v4, OutboundV6: c.v6}
 	requested := getenv("TOR_PT_SERVER_TRANSPORTS")
 	if requested == "" {
 		return nil, out.EnvError("no TOR_PT_SERVER_TRANSPORTS")

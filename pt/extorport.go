@@ -44,14 +44,14 @@ func dialOr(info *ServerInfo, clientAddr, methodName string, timeout time.Durati
 		if info.OrAddr == nil {
 			return nil, errors.New("pt: no ORPort to connect to")
 		}
-		return dialTor(info.OrAddr, timeout)
+		return dialTor(info, info.OrAddr, timeout)
 	}
 	cookie, err := readAuthCookie(info.AuthCookieFile)
 	if err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(timeout)
-	conn, err := dialTor(info.ExtendedOrAddr, timeout)
+	conn, err := dialTor(info, info.ExtendedOrAddr, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -68,8 +68,9 @@ func dialOr(info *ServerInfo, clientAddr, methodName string, timeout time.Durati
 	return conn, nil
 }
 
-func dialTor(addr *net.TCPAddr, timeout time.Duration) (*net.TCPConn, error) {
-	conn, err := net.DialTimeout("tcp", addr.String(), timeout)
+func dialTor(info *ServerInfo, addr *net.TCPAddr, timeout time.Duration) (*net.TCPConn, error) {
+	d := net.Dialer{Timeout: timeout, LocalAddr: bindAddr(addr.IP, info.OutboundV4, info.OutboundV6)}
+	conn, err := d.Dial("tcp", addr.String())
 	if err != nil {
 		return nil, fmt.Errorf("pt: connecting to tor: %w", err)
 	}
