@@ -79,7 +79,7 @@ func run() int {
 		return usage(err)
 	}
 	if *proxy != "" {
-		if c.dialer.ProxyURL, err = url.Parse(*proxy); err != nil {
+		if c.dialer.ProxyURL, err = pt.ParseProxyURL(*proxy); err != nil {
 			return usage(err)
 		}
 	}

@@ -92,7 +92,7 @@ func ClientSetup(out *Output, getenv func(string) string, supported []string) (*
 	}
 	info.MethodNames = methodNames(requested, supported)
 	if s := getenv("TOR_PT_PROXY"); s != "" {
-		if info.ProxyURL, err = parseProxyURL(s); err != nil {
+		if info.ProxyURL, err = ParseProxyURL(s); err != nil {
 			return nil, out.ProxyError(err.Error())
 		}
 	}
@@ -117,11 +117,11 @@ func outboundAddr(out *Output, getenv func(string) string, name, family string) 
 	return a.AsSlice(), nil
 }
 
-// parseProxyURL checks TOR_PT_PROXY: socks5://[user:pass@]ip:port, socks4a://[user@]ip:port or
+// ParseProxyURL checks a proxy URL such as TOR_PT_PROXY: socks5://[user:pass@]ip:port, socks4a://[user@]ip:port or
 // http://[user:pass@]ip:port. pt-spec 3.2.2 gives an IP address, and a host name would need a
 // DNS lookup outside the proxy, so names are refused. Error messages never repeat the URL,
 // which may hold a password.
-func parseProxyURL(s string) (*url.URL, error) {
+func ParseProxyURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return nil, errors.New("TOR_PT_PROXY is not a valid URL")
