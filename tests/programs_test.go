@@ -802,3 +802,65 @@ func TestSummaryOpenTunnel(t *testing.T) {
 		})
 	}
 }
+
+// TestServerOptionsFromTor checks two options tor passes in TOR_PT_SERVER_TRANSPORT_OPTIONS:
+// max-message (a larger message is closed with 1009, and the server goes on serving) and
+// base64=false (an offer of base64 gets no subprotocol).
+func TestServerOptionsFromTor(t *testing.T) {
+	or := newExtOR(t)
+	server := startProc(t, "websocket-server", serverEnv(t, or,
+		"TOR_PT_SERVER_TRANSPORT_OPTIONS=websocket:max-message=1024;websocket:base64=false"))
+	c := dialWS(t, server.addr, "/", nil)
+	c.SetDeadline(time.Now().Add(waitLong))
+	oc := or.next(t)
+	if _, err := c.Write(make([]byte, 1024)); err != nil { // at the limit: carried
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(oc, make([]byte, 1024)); err != nil {
+		t.Fatalf("a message of max-message bytes: %v", err)
+	}
+	c.Write(make([]byte, 1025))
+	_, err := c.Read(make([]byte, 1))
+	var ce *ws.CloseError
+	if !errors.As(err, &ce) || ce.Code != ws.CloseTooBig {
+		t.Fatalf("after a message over max-message: %v, want close 1009", err)
+	}
+	conn, err := net.Dial("tcp", server.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	b64, err := ws.Client(conn, &url.URL{Scheme: "ws", Host: server.addr, Path: "/"}, &ws.Options{Base64: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := b64.Subprotocol(); p != "" {
+		t.Fatalf("base64 offered to base64=false: protocol %q; want none", p)
+	}
+	or.next(t) // the tunnel is up: the test may end
+	b64.Close()
+}
+
+// TestStalledPeers checks that a SOCKS client or a WebSocket client that connects and then
+// sends nothing does not hold up anyone else: each handshake has its own goroutine and deadline.
+func TestStalledPeers(t *testing.T) {
+	or, server, client := tunnel(t)
+	for _, addr := range []string{client.addr, server.addr} {
+		for i := 0; i < 3; i++ {
+			idle, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer idle.Close()
+		}
+	}
+	conn, code := socks5(t, client.addr, server.addr, "")
+	if code != 0 {
+		t.Fatalf("SOCKS reply %d while other peers stall", code)
+	}
+	oc := or.next(t)
+	conn.Write([]byte("through"))
+	if _, err := io.ReadFull(oc, make([]byte, 7)); err != nil {
+		t.Fatal(err)
+	}
+}
