@@ -582,7 +582,7 @@ func TestCommandLine(t *testing.T) {
 		{"websocket-client", []string{"-log-level", "chatty"}, 2, ""},
 		{"websocket-client", []string{"-proxy", "garbage"}, 2, ""},
 		{"websocket-client", []string{"-proxy", "socks5://proxy.example:1080"}, 2, ""}, // a name: DNS outside the proxy
-		{"websocket-server", []string{"-orport", "127.0.0.1:9"}, 2, ""}, // no -listen
+		{"websocket-server", []string{"-orport", "127.0.0.1:9"}, 2, ""},                // no -listen
 		{"websocket-server", []string{"-listen", "127.0.0.1:0", "-extorport", "127.0.0.1:9"}, 2, ""},
 		{"websocket-server", []string{"extra"}, 2, ""},
 	} {
