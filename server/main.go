@@ -207,7 +207,9 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger
 	s.opt.register(ofs)
 	for k, vs := range ba.Options {
 		for _, v := range vs {
-			if err := ofs.Set(k, v); err != nil {
+			if ofs.Lookup(k) == nil {
+				return nil, nil, fmt.Errorf("unknown option %s", pt.SafeName(k))
+			} else if err := ofs.Set(k, v); err != nil {
 				return nil, nil, fmt.Errorf("option %s=%s: %v", k, v, err)
 			}
 		}
