@@ -54,28 +54,18 @@ func run() int {
 	arg("front", "TLS server `name` (SNI) to send instead of the URL's host")
 	arg("protocol", "offer the `base64` subprotocol")
 	proxy := fs.String("proxy", "", "outgoing proxy `URL`: socks5://, socks4a:// or http:// (standalone mode)")
-	logFile := fs.String("log", "", "log to `file` instead of tor (managed) or stderr (standalone)")
-	logLevel := fs.String("log-level", "notice", "error, warning, notice, info or debug")
-	unsafeLog := fs.Bool("unsafe-logging", false, "do not scrub addresses from logs")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	usage := func(err error) int { fmt.Fprintln(os.Stderr, "websocket-client:", err); return 2 }
-	if err := fs.Parse(os.Args[1:]); errors.Is(err, flag.ErrHelp) {
-		return 0
-	} else if err != nil {
-		return 2
-	} else if fs.NArg() > 0 {
-		return usage(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
-	} else if *showVersion {
-		fmt.Println("websocket-client", version)
-		return 0
+	lf, code, done := pt.CommandLine(fs, os.Args[1:], version)
+	if done {
+		return code
 	}
+	usage := func(err error) int { fmt.Fprintln(os.Stderr, "websocket-client:", err); return 2 }
 	c := &client{dialer: &pt.Dialer{Timeout: connectTimeout}}
 	managed := pt.Managed(os.Getenv)
 	out := pt.NewOutput(os.Stdout)
 	var err error
 	if c.defaults, err = parseBridge(defaults, bridge{}); err != nil {
 		return usage(err)
-	} else if c.log, err = pt.OpenLogger(out, *logFile, *logLevel, *unsafeLog, managed); err != nil {
+	} else if c.log, err = pt.OpenLogger(out, lf.File, lf.Level, lf.Unsafe, managed); err != nil {
 		return usage(err)
 	}
 	if *proxy != "" {

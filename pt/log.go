@@ -2,6 +2,7 @@ package pt
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -41,6 +42,35 @@ func NewLogger(out *Output, w io.Writer, minLevel string, unsafe bool) (*Logger,
 		return nil, errors.New("logger needs a writer or an Output")
 	}
 	return &Logger{out: out, w: w, limit: limit, unsafe: unsafe}, nil
+}
+
+// LogFlags hold the logging flags that CommandLine registers; see OpenLogger.
+type LogFlags struct {
+	File, Level string
+	Unsafe      bool
+}
+
+// CommandLine registers the flags both programs share (-log, -log-level, -unsafe-logging,
+// -version) on fs and parses args. When done is true the program exits with code: after -help
+// (0), -version (0, the version printed), a bad flag or a stray argument (2, explained).
+func CommandLine(fs *flag.FlagSet, args []string, version string) (l LogFlags, code int, done bool) {
+	fs.StringVar(&l.File, "log", "", "log to `file` instead of tor (managed) or stderr (standalone)")
+	fs.StringVar(&l.Level, "log-level", "notice", "error, warning, notice, info or debug")
+	fs.BoolVar(&l.Unsafe, "unsafe-logging", false, "do not scrub addresses from logs")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		return l, 0, true
+	case err != nil:
+		return l, 2, true
+	case fs.NArg() > 0:
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return l, 2, true
+	case *showVersion:
+		fmt.Println(fs.Name(), version)
+		return l, 0, true
+	}
+	return l, 0, false
 }
 
 // OpenLogger is NewLogger for a program's -log flag: it appends to file (created 0600) when file

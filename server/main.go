@@ -107,24 +107,14 @@ func run() int {
 	orport := fs.String("orport", "", "plain ORPort `address` to connect to (standalone mode)")
 	extorport := fs.String("extorport", "", "Extended ORPort `address` to connect to (standalone mode)")
 	cookie := fs.String("auth-cookie", "", "Extended ORPort authentication cookie `file` (with -extorport)")
-	logFile := fs.String("log", "", "log to `file` instead of tor (managed) or stderr (standalone)")
-	logLevel := fs.String("log-level", "notice", "error, warning, notice, info or debug")
-	unsafeLog := fs.Bool("unsafe-logging", false, "do not scrub addresses from logs")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	usage := func(err error) int { fmt.Fprintln(os.Stderr, "websocket-server:", err); return 2 }
-	if err := fs.Parse(os.Args[1:]); errors.Is(err, flag.ErrHelp) {
-		return 0
-	} else if err != nil {
-		return 2
-	} else if fs.NArg() > 0 {
-		return usage(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
-	} else if *showVersion {
-		fmt.Println("websocket-server", version)
-		return 0
+	lf, code, done := pt.CommandLine(fs, os.Args[1:], version)
+	if done {
+		return code
 	}
+	usage := func(err error) int { fmt.Fprintln(os.Stderr, "websocket-server:", err); return 2 }
 	managed := pt.Managed(os.Getenv)
 	out := pt.NewOutput(os.Stdout)
-	logger, err := pt.OpenLogger(out, *logFile, *logLevel, *unsafeLog, managed)
+	logger, err := pt.OpenLogger(out, lf.File, lf.Level, lf.Unsafe, managed)
 	if err != nil {
 		return usage(err)
 	}
