@@ -701,21 +701,25 @@ func TestParentExit(t *testing.T) {
 	for _, tc := range []struct {
 		program string
 		managed bool
-	}{{"websocket-server", false}, {"websocket-client", false}, {"websocket-server", true}} {
+	}{{"websocket-server", false}, {"websocket-client", false}, {"websocket-server", true}, {"websocket-client", true}} {
 		t.Run(fmt.Sprintf("%s managed=%v", tc.program, tc.managed), func(t *testing.T) {
 			addr := closedAddr(t)
 			args := []string{"-listen", addr, "-orport", echoServer(t)}
-			var env []string
+			out := filepath.Join(t.TempDir(), "stdout")
+			env := []string{"PT_OUT=" + out}
 			switch {
-			case tc.managed:
+			case tc.managed && tc.program == "websocket-server":
 				args = nil
-				env = serverEnv(t, or, "TOR_PT_SERVER_BINDADDR=websocket-"+addr, "TOR_PT_EXIT_ON_STDIN_CLOSE=0")
+				env = serverEnv(t, or, "TOR_PT_SERVER_BINDADDR=websocket-"+addr, "TOR_PT_EXIT_ON_STDIN_CLOSE=0", env[0])
+			case tc.managed: // the client listens where it likes: its CMETHOD line says where
+				args = nil
+				env = clientEnv(t, "TOR_PT_EXIT_ON_STDIN_CLOSE=0", env[0])
 			case tc.program == "websocket-client":
 				args = args[:2]
 			}
 			// The shell starts the program in the background, prints its pid, and exits when
 			// its standard input closes.
-			script := `"$0" "$@" </dev/null >/dev/null 2>&1 & echo $!; read x; exit 0`
+			script := `"$0" "$@" </dev/null >"$PT_OUT" 2>&1 & echo $!; read x; exit 0`
 			sh := exec.Command("sh", append([]string{"-c", script, program(tc.program)}, args...)...)
 			sh.Env = env
 			stdin, _ := sh.StdinPipe()
@@ -728,6 +732,15 @@ func TestParentExit(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+			for deadline := time.Now().Add(waitLong); tc.managed && tc.program == "websocket-client"; time.Sleep(20 * time.Millisecond) {
+				b, _ := os.ReadFile(out)
+				if _, a, ok := strings.Cut(string(b), "CMETHOD websocket socks5 "); ok && strings.Contains(a, "\n") {
+					addr, _, _ = strings.Cut(a, "\n")
+					break
+				} else if time.Now().After(deadline) {
+					t.Fatalf("no CMETHOD line:\n%s", b)
+				}
+			}
 			listening := func() bool {
 				c, err := net.Dial("tcp", addr)
 				if err == nil {
