@@ -70,7 +70,7 @@ func run() int {
 	}
 	if *proxy != "" {
 		if c.dialer.ProxyURL, err = pt.ParseProxyURL(*proxy); err != nil {
-			return usage(err)
+			return usage(fmt.Errorf("-proxy: %w", err))
 		}
 	}
 	info := &pt.ClientInfo{}

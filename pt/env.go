@@ -93,7 +93,7 @@ func ClientSetup(out *Output, getenv func(string) string, supported []string) (*
 	info.MethodNames = methodNames(requested, supported)
 	if s := getenv("TOR_PT_PROXY"); s != "" {
 		if info.ProxyURL, err = ParseProxyURL(s); err != nil {
-			return nil, out.ProxyError(err.Error())
+			return nil, out.ProxyError("TOR_PT_PROXY: " + err.Error())
 		}
 	}
 	return info, nil
@@ -117,35 +117,35 @@ func outboundAddr(out *Output, getenv func(string) string, name, family string) 
 	return a.AsSlice(), nil
 }
 
-// ParseProxyURL checks a proxy URL such as TOR_PT_PROXY: socks5://[user:pass@]ip:port, socks4a://[user@]ip:port or
-// http://[user:pass@]ip:port. pt-spec 3.2.2 gives an IP address, and a host name would need a
-// DNS lookup outside the proxy, so names are refused. Error messages never repeat the URL,
-// which may hold a password.
+// ParseProxyURL checks a proxy URL (TOR_PT_PROXY, or a program's flag): socks5://[user:pass@]
+// ip:port, socks4a://[user@]ip:port or http://[user:pass@]ip:port. pt-spec 3.2.2 gives an IP
+// address, and a host name would need a DNS lookup outside the proxy, so names are refused.
+// Error messages never repeat the URL, which may hold a password; the caller names the source.
 func ParseProxyURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, errors.New("TOR_PT_PROXY is not a valid URL")
+		return nil, errors.New("not a valid URL")
 	}
 	if u.Scheme != "socks5" && u.Scheme != "socks4a" && u.Scheme != "http" {
-		return nil, fmt.Errorf("TOR_PT_PROXY: unsupported proxy scheme %q (want socks5, socks4a or http)", u.Scheme)
+		return nil, fmt.Errorf("unsupported proxy scheme %q (want socks5, socks4a or http)", u.Scheme)
 	}
 	if u.Opaque != "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return nil, errors.New("TOR_PT_PROXY must have the form scheme://[user[:password]@]ip:port")
+		return nil, errors.New("must have the form scheme://[user[:password]@]ip:port")
 	}
 	a, err := netip.ParseAddr(u.Hostname())
 	if err != nil || a.Zone() != "" {
-		return nil, errors.New("TOR_PT_PROXY: the proxy host must be an IP address")
+		return nil, errors.New("the proxy host must be an IP address")
 	}
 	if p, err := strconv.ParseUint(u.Port(), 10, 16); err != nil || p == 0 {
-		return nil, errors.New("TOR_PT_PROXY: missing or invalid port")
+		return nil, errors.New("missing or invalid port")
 	}
 	if u.User != nil {
 		pass, hasPass := u.User.Password()
 		switch user := u.User.Username(); {
 		case u.Scheme == "socks4a" && hasPass:
-			return nil, errors.New("TOR_PT_PROXY: a socks4a proxy takes a user name but no password")
+			return nil, errors.New("a socks4a proxy takes a user name but no password")
 		case u.Scheme == "socks5" && (len(user) < 1 || len(user) > 255 || len(pass) < 1 || len(pass) > 255):
-			return nil, errors.New("TOR_PT_PROXY: socks5 user name and password must both be 1-255 bytes (RFC 1929)")
+			return nil, errors.New("socks5 user name and password must both be 1-255 bytes (RFC 1929)")
 		}
 	}
 	return u, nil
