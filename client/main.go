@@ -135,8 +135,7 @@ func (c *client) acceptLoop(ln net.Listener) {
 }
 
 // handle serves one SOCKS connection: the SOCKS request, the connection to the bridge, and only
-// then the SOCKS reply, so that tor learns whether the tunnel is really up. The relay runs in a
-// goroutine of its own, whose stack has not grown in the handshakes.
+// then the SOCKS reply, so that tor learns whether the tunnel is really up.
 func (c *client) handle(conn net.Conn) {
 	relaying := false
 	defer func() {
@@ -156,19 +155,26 @@ func (c *client) handle(conn net.Conn) {
 		sc.Reject(err)
 		return
 	}
+	relaying = c.tunnel(sc, wsConn)
+}
+
+// tunnel grants tor's SOCKS request and relays it to the WebSocket in a goroutine of its own,
+// whose stack has not grown in the handshakes. It reports whether the relay started; if not, the
+// WebSocket is closed and the caller still owns sc and the count in c.stats.Active.
+func (c *client) tunnel(sc *pt.SocksConn, wsConn *ws.Conn) bool {
 	if err := sc.Grant(); err != nil {
 		c.log.Infof("SOCKS reply: %v", err)
 		wsConn.Close()
-		return
+		return false
 	}
 	c.stats.Conns.Add(1)
-	relaying = true
 	go func() {
 		defer c.stats.Active.Add(-1)
 		if _, _, err := pt.Relay(sc.Conn, wsConn, &c.stats.Sent, &c.stats.Received); err != nil { // closes both
 			c.log.Infof("connection to the bridge ended: %v", err)
 		}
 	}()
+	return true
 }
 
 // connect dials the SOCKS target (the Bridge line's address, never the URL's host, which is
