@@ -31,12 +31,19 @@ type Options struct {
 	// exchange; on the server, writing the answer (reading the request is
 	// bounded by the http.Server, e.g. ReadHeaderTimeout). 0 means 10 s.
 	HandshakeTimeout time.Duration
+	// CloseTimeout bounds the closing handshake and what Read does for
+	// the peer: the answer to the peer's clean Close is sent this long
+	// after it arrived if CloseWrite or Close has not sent it by then, and a
+	// control reply (Pong, Close) may not hold Read up for longer. 0 means
+	// 2 s.
+	CloseTimeout time.Duration
 	// Header: client only, extra request headers (e.g. User-Agent).
 	Header http.Header
 }
 
 const (
 	defaultHandshakeTimeout = 10 * time.Second
+	defaultCloseTimeout     = 2 * time.Second
 	maxResponseHead         = 8 << 10 // bytes of the server's answer, headers included
 	acceptGUID              = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 )
@@ -48,6 +55,9 @@ func (o *Options) get() Options {
 	}
 	if r.HandshakeTimeout <= 0 {
 		r.HandshakeTimeout = defaultHandshakeTimeout
+	}
+	if r.CloseTimeout <= 0 {
+		r.CloseTimeout = defaultCloseTimeout
 	}
 	return r
 }
@@ -103,6 +113,13 @@ func checkRequest(r *http.Request) (int, string) {
 	return http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version"
 }
 
+// IsUpgrade reports whether Upgrade would accept r, so that a server can
+// do what the connection needs (reach its backend) before answering 101.
+func IsUpgrade(r *http.Request) bool {
+	code, _ := checkRequest(r)
+	return code == 0
+}
+
 // Upgrade validates the whole request, then hijacks. On refusal it writes
 // an ordinary HTTP error (400, 405, 426 with Sec-WebSocket-Version: 13)
 // and returns an error; the caller writes nothing more. Bytes already
@@ -145,7 +162,9 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opt *Options) (*Conn, error
 		return nil, fmt.Errorf("websocket: writing handshake: %w", err)
 	}
 	conn.SetDeadline(time.Time{})
-	return newConn(conn, false, b64, o.MaxMessage, pre), nil
+	c := newConn(conn, false, b64, o.MaxMessage, pre)
+	c.wait = o.CloseTimeout
+	return c, nil
 }
 
 // headLimit reads at most n bytes, then fails with errHeadTooBig.
@@ -219,7 +238,9 @@ func Client(conn net.Conn, u *url.URL, opt *Options) (*Conn, error) {
 		b, _ := br.Peek(n)
 		pre = bytes.Clone(b)
 	}
-	return newConn(conn, true, b64, o.MaxMessage, pre), nil
+	c := newConn(conn, true, b64, o.MaxMessage, pre)
+	c.wait = o.CloseTimeout
+	return c, nil
 }
 
 // readResponse reads and checks the server's answer (section 4.2.2, 4.1)

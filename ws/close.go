@@ -1,0 +1,123 @@
+package ws
+
+import (
+	"errors"
+	"net"
+	"time"
+)
+
+// CloseWrite sends a Close frame with status 1000: the peer reads io.EOF.
+// Reading goes on until the peer's Close. If that Close came first, this is
+// the answer to it, and the server then closes the TCP connection. It
+// returns nil if a Close was sent, now or before, and the write error that
+// ended writing if none could be.
+func (c *Conn) CloseWrite() error {
+	c.wlock <- struct{}{}
+	defer c.unlock()
+	if c.werr == errWriteClosed {
+		c.closeIfDone()
+		return nil
+	}
+	return c.writeControl(opClose, closePayload(CloseNormal, ""))
+}
+
+// closeIfDone closes TCP on the server once both Close frames were sent
+// (the server closes first, section 7.1.1).
+func (c *Conn) closeIfDone() {
+	if !c.client && c.closeSent.Load() && c.peerClosed.Load() {
+		c.conn.Close()
+	}
+}
+
+// Close runs the closing handshake with status 1000, see CloseWithStatus.
+func (c *Conn) Close() error {
+	return c.CloseWithStatus(CloseNormal, "")
+}
+
+// CloseWithError closes the connection as io.PipeWriter's CloseWithError
+// does a pipe: with status 1000 if err is nil, else with 1011 (internal
+// error), so that the peer reads an error rather than a clean end. err's
+// text is not sent: it may name addresses. See CloseWithStatus.
+func (c *Conn) CloseWithError(err error) error {
+	if err == nil {
+		return c.Close()
+	}
+	return c.CloseWithStatus(CloseInternalError, "")
+}
+
+// CloseWithStatus sends a Close frame with code (1000 if code may not be
+// sent on the wire) and reason (cut to fit a control frame), waits a
+// bounded time (the close timeout) for the peer's Close, then closes the
+// TCP connection. Data still arriving is discarded. When reading ended
+// without the peer's Close (a failure), it first half-closes TCP and
+// discards data until EOF within the same bound, so that the peer reads
+// our Close rather than a reset. It does not block on a concurrent Read:
+// that Read returns an error instead. Later calls return net.ErrClosed.
+func (c *Conn) CloseWithStatus(code int, reason string) error {
+	err := net.ErrClosed
+	c.closeOnce.Do(func() { err = c.closeHandshake(code, reason) })
+	return err
+}
+
+func (c *Conn) closeHandshake(code int, reason string) error {
+	if !validCloseCode(code) {
+		code = CloseNormal
+	}
+	deadline := time.Now().Add(c.wait)
+	c.conn.SetWriteDeadline(deadline) // a Write stuck in the middle of a message fails
+	c.wlock <- struct{}{}
+	c.writeControl(opClose, closePayload(code, reason))
+	c.unlock()
+	if !c.rmu.TryLock() { // a Read is running: it sees the Close or fails when we close
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		select {
+		case <-c.readEnd: // that Read returns now: its writes end by the deadline
+			c.rmu.Lock()
+		case <-t.C:
+			return c.closeConn()
+		}
+	}
+	defer c.rmu.Unlock()
+	c.conn.SetReadDeadline(deadline)
+	var sink [512]byte
+	for { // read until the peer's Close
+		if _, err := c.read(sink[:]); err != nil {
+			break
+		}
+	}
+	c.linger(sink[:])
+	return c.closeConn()
+}
+
+// linger runs before TCP is closed, rmu held. Without the peer's Close
+// (we failed the connection, or the peer is silent) it half-closes the
+// connection, so that the peer reads our Close and then EOF, and it
+// discards what still arrives until EOF, lingerMax bytes or the read
+// deadline: closing with unread data makes the kernel send a reset, which
+// can destroy our Close before the peer reads it (browsers then report
+// 1006). A *net.TCPConn sends a FIN; a *tls.Conn's CloseWrite sends only a
+// close_notify alert, which a TLS peer reads as the end of data. After the
+// peer's Close the client waits the same way for the server to close TCP.
+func (c *Conn) linger(sink []byte) {
+	switch cw, ok := c.conn.(interface{ CloseWrite() error }); {
+	case !c.peerClosed.Load() && ok:
+		cw.CloseWrite()
+	case !c.peerClosed.Load() || !c.client: // no half-close; or the server, done
+		return
+	}
+	for n := 0; n < lingerMax; {
+		m, err := c.conn.Read(sink)
+		if err != nil {
+			return
+		}
+		n += m
+	}
+}
+
+func (c *Conn) closeConn() error {
+	if err := c.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
+}

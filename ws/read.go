@@ -1,0 +1,343 @@
+package ws
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"time"
+	"unicode/utf8"
+)
+
+// Read reads data payload bytes, message boundaries ignored. It returns
+// io.EOF after the peer's clean Close, a *CloseError after any other Close
+// or a protocol violation, and io.ErrUnexpectedEOF if the TCP connection
+// ends without a Close frame. Timeouts are not sticky.
+func (c *Conn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	return c.read(p)
+}
+
+func (c *Conn) read(p []byte) (int, error) {
+	for c.rerr == nil {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if n := c.dec.flush(p); n > 0 {
+			return n, nil
+		}
+		if c.remain == 0 {
+			if err := c.nextFrame(); err != nil {
+				return 0, c.readErr(err)
+			}
+			continue
+		}
+		var n int
+		var err error
+		if c.msgText {
+			n, err = c.readText(p)
+		} else {
+			n, err = c.readPayload(p)
+		}
+		if c.remain == 0 && c.fin && c.rerr == nil { // also when a timeout came with the last bytes
+			if eerr := c.endMessage(); eerr != nil {
+				err = eerr
+			}
+		}
+		if n > 0 || err != nil {
+			return n, c.readErr(err)
+		}
+	}
+	return 0, c.rerr
+}
+
+// readErr makes err sticky unless it is a timeout (the caller may retry).
+func (c *Conn) readErr(err error) error {
+	if err == nil || c.rerr != nil {
+		return err
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return err
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	c.setReadErr(err)
+	return err
+}
+
+func (c *Conn) setReadErr(err error) {
+	c.rerr = err
+	c.endOnce.Do(func() { close(c.readEnd) })
+}
+
+// rawRead reads from the bytes left by the handshake, then from the conn.
+func (c *Conn) rawRead(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		if len(c.pre) == 0 {
+			c.pre = nil
+		}
+		return n, nil
+	}
+	return c.conn.Read(p)
+}
+
+// need makes rbuf[rpos:rpos+n] available (n <= len(rbuf)). A timeout keeps
+// what was read, so a retry continues where it stopped.
+func (c *Conn) need(n int) error {
+	if c.rend-c.rpos >= n {
+		return nil
+	}
+	c.rend = copy(c.rbuf[:], c.rbuf[c.rpos:c.rend])
+	c.rpos = 0
+	for c.rend < n {
+		m, err := c.rawRead(c.rbuf[c.rend:])
+		c.rend += m
+		if err != nil && c.rend < n {
+			return err
+		}
+	}
+	return nil
+}
+
+// readPayload reads data payload of the current frame into p, unmasked.
+// Bytes of the frame already in rbuf come first, and then, in the same
+// call, as much of the rest of the frame as p takes: the sender wrote the
+// frame at once, so its rest is on its way, and a relay then forwards one
+// large write per frame rather than a small one and a large one.
+func (c *Conn) readPayload(p []byte) (n int, err error) {
+	if int64(len(p)) > c.remain {
+		p = p[:c.remain]
+	}
+	if c.rpos < c.rend {
+		n = copy(p, c.rbuf[c.rpos:c.rend])
+		c.rpos += n
+	}
+	if n < len(p) {
+		var m int
+		m, err = c.rawRead(p[n:])
+		n += m
+	}
+	if c.rmasked {
+		c.rkeyPos = mask(c.rkey, c.rkeyPos, p[:n])
+	}
+	c.remain -= int64(n)
+	return n, err
+}
+
+// readText reads base64 text of the current frame and decodes it into p:
+// into the pooled textBufs, as much as decodes to at most len(p) bytes.
+func (c *Conn) readText(p []byte) (int, error) {
+	d := &c.dec
+	if len(p) < 8 { // too small to be worth a text buffer: one group via d.out
+		m, err := c.readPayload(d.carry[d.nc:])
+		d.nc += m
+		if derr := d.feedCarry(); derr != nil {
+			return 0, c.fail(CloseInvalidData, derr.Error())
+		}
+		return d.flush(p), err
+	}
+	buf := textBufs.Get().(*[maxFrameSend]byte)
+	defer textBufs.Put(buf)
+	text := buf[:min(len(buf), len(p)/3*4)]
+	copy(text, d.carry[:d.nc])
+	m, err := c.readPayload(text[d.nc:])
+	n, derr := d.decode(text[:d.nc+m], p)
+	if derr != nil {
+		return 0, c.fail(CloseInvalidData, derr.Error())
+	}
+	return n, err
+}
+
+func (c *Conn) endMessage() error {
+	c.inMsg, c.msgLen, c.msgFrms = false, 0, 0
+	if c.msgText {
+		if err := c.dec.end(); err != nil {
+			return c.fail(CloseInvalidData, "truncated base64 message")
+		}
+	}
+	return nil
+}
+
+// nextFrame reads a frame header (RFC 6455 section 5.2) and checks it.
+// Control frames are handled whole here; for a data frame it sets up the
+// payload read.
+func (c *Conn) nextFrame() error {
+	if err := c.need(2); err != nil {
+		return err
+	}
+	b0, b1 := c.rbuf[c.rpos], c.rbuf[c.rpos+1]
+	fin, op, masked := b0&0x80 != 0, b0&0x0F, b1&0x80 != 0
+	n := int64(b1 & 0x7F)
+	h := 2
+	switch n {
+	case 126:
+		h += 2
+	case 127:
+		h += 8
+	}
+	if masked {
+		h += 4
+	}
+	if err := c.need(h); err != nil {
+		return err
+	}
+	hb := c.rbuf[c.rpos : c.rpos+h]
+	switch n {
+	case 126:
+		n = int64(binary.BigEndian.Uint16(hb[2:]))
+	case 127:
+		u := binary.BigEndian.Uint64(hb[2:])
+		if u>>63 != 0 {
+			return c.fail(CloseProtocolError, "64-bit length with most significant bit set")
+		}
+		n = int64(u)
+	}
+	// Lengths need not be minimal: RFC 6455 binds senders only.
+	switch {
+	case b0&0x70 != 0:
+		return c.fail(CloseProtocolError, "reserved bits set")
+	case c.client && masked:
+		return c.fail(CloseProtocolError, "masked frame from server")
+	case !c.client && !masked:
+		return c.fail(CloseProtocolError, "unmasked frame from client")
+	}
+	c.rmasked = masked
+	if masked {
+		copy(c.rkey[:], hb[h-4:])
+		c.rkeyPos = 0
+	}
+	if op >= opClose {
+		switch {
+		case op > opPong:
+			return c.fail(CloseProtocolError, "reserved opcode")
+		case !fin:
+			return c.fail(CloseProtocolError, "fragmented control frame")
+		case n > maxControl:
+			return c.fail(CloseProtocolError, "control frame too long")
+		}
+		if err := c.need(h + int(n)); err != nil {
+			return err
+		}
+		payload := c.rbuf[c.rpos+h : c.rpos+h+int(n)]
+		c.rpos += h + int(n)
+		if masked {
+			mask(c.rkey, 0, payload)
+		}
+		return c.control(op, payload)
+	}
+	switch {
+	case op > opBinary:
+		return c.fail(CloseProtocolError, "reserved opcode")
+	case op == opContinuation && !c.inMsg:
+		return c.fail(CloseProtocolError, "continuation frame without a message")
+	case op != opContinuation && c.inMsg:
+		return c.fail(CloseProtocolError, "new message inside a fragmented message")
+	case op == opText && !c.b64:
+		return c.fail(CloseUnsupportedData, "text frame without the base64 subprotocol")
+	}
+	c.rpos += h
+	if op != opContinuation {
+		c.inMsg, c.msgText = true, op == opText
+	}
+	c.msgFrms++
+	switch {
+	case n > c.maxMsg-c.msgLen:
+		return c.fail(CloseTooBig, "message too big")
+	case c.msgFrms > max(maxFragments, c.maxMsg/1024):
+		return c.fail(CloseTooBig, "message in too many frames")
+	}
+	c.msgLen += n
+	c.remain, c.fin = n, fin
+	if n == 0 && fin {
+		return c.endMessage()
+	}
+	return nil
+}
+
+// control handles a Ping, Pong or Close frame (section 5.5). Its replies
+// never hold Read up for longer than the close timeout (see reply).
+func (c *Conn) control(op byte, payload []byte) error {
+	switch op {
+	case opPing:
+		c.reply(opPong, payload) // a failed write shows up in Write
+		return nil
+	case opPong:
+		return nil // unsolicited or not, nothing to do
+	}
+	code, reason := CloseNoStatus, ""
+	switch {
+	case len(payload) == 1:
+		return c.fail(CloseProtocolError, "close frame with 1-byte payload")
+	case len(payload) >= 2:
+		code, reason = int(binary.BigEndian.Uint16(payload)), string(payload[2:])
+		if !validCloseCode(code) {
+			return c.fail(CloseProtocolError, "invalid close code")
+		}
+		if !utf8.ValidString(reason) {
+			return c.fail(CloseInvalidData, "close reason not UTF-8")
+		}
+	}
+	c.peerClosed.Store(true)
+	if code == CloseNormal || code == CloseNoStatus {
+		// A clean Close ends the peer's direction, like a TCP FIN. Our
+		// answer is sent by CloseWrite or Close, so that the local side can
+		// end what it is sending, but no later than the close timeout:
+		// section 5.5.1 asks for it as soon as practical, and the peer may
+		// stop reading data once it has sent its Close.
+		c.setReadErr(io.EOF)
+		time.AfterFunc(c.wait, func() {
+			if c.reply(opClose, closePayload(CloseNormal, "")) != nil {
+				c.conn.Close() // the peer is not reading: nothing more can reach it
+			}
+		})
+		c.closeIfDone()
+		return io.EOF
+	}
+	c.setReadErr(&CloseError{Code: code, Reason: reason})
+	c.reply(opClose, closePayload(code, "")) // the peer is failing: echo its status at once
+	return c.rerr
+}
+
+// fail sends a Close with code, then ends reading with a *CloseError.
+func (c *Conn) fail(code int, reason string) error {
+	err := &CloseError{Code: code, Reason: reason}
+	c.reply(opClose, closePayload(code, reason))
+	c.setReadErr(err)
+	return err
+}
+
+// reply writes a control frame for Read: a Pong, or a Close that echoes the
+// peer's or fails the connection. The wait for the writer's lock and the
+// write itself share one bound, the close timeout, so that a Write stalled
+// by a peer that does not read cannot stop Read. A Close first sets the
+// write deadline to that bound, so that such a Write fails and lets it
+// through (writing ends with the Close anyway); a Pong that cannot get the
+// lock in time is dropped, and a reply whose write times out ends writing.
+func (c *Conn) reply(op byte, payload []byte) error {
+	deadline := time.Now().Add(c.wait)
+	if op == opClose {
+		c.conn.SetWriteDeadline(deadline)
+	}
+	select {
+	case c.wlock <- struct{}{}:
+	default: // contended: wait, but not for ever
+		t := time.NewTimer(c.wait)
+		defer t.Stop()
+		select {
+		case c.wlock <- struct{}{}:
+		case <-t.C:
+			return errReplyDropped
+		}
+	}
+	defer c.unlock()
+	if op == opPong && c.werr == nil {
+		c.conn.SetWriteDeadline(deadline)
+		defer c.conn.SetWriteDeadline(c.writeDeadline())
+	}
+	return c.writeControl(op, payload)
+}

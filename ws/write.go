@@ -1,0 +1,113 @@
+package ws
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"strings"
+)
+
+var (
+	errWriteClosed  = errors.New("websocket: write after Close was sent")
+	errReplyDropped = errors.New("websocket: control reply dropped: the writer is stalled")
+)
+
+// Write sends p as one data message: binary, or base64 text when that
+// subprotocol was negotiated, in frames of at most 32 KiB of data (32,769
+// bytes with base64). After our Close was sent (by CloseWrite, Close, or as
+// the answer to the peer's Close once the close timeout has passed) it
+// fails with an error and sends nothing.
+func (c *Conn) Write(p []byte) (int, error) {
+	op, chunk := byte(opBinary), maxBinaryData
+	if c.b64 {
+		op, chunk = opText, maxBase64Data
+	}
+	n := 0
+	for n < len(p) {
+		m := min(len(p)-n, chunk)
+		if n+m == len(p) {
+			op |= 0x80 // FIN
+		}
+		c.wlock <- struct{}{}
+		err := c.writeData(op, p[n:n+m])
+		c.unlock()
+		if err != nil {
+			return n, err
+		}
+		n += m
+		op = opContinuation
+	}
+	return n, nil
+}
+
+func (c *Conn) unlock() { <-c.wlock }
+
+// writeData sends one data frame, wlock held. Any error ends writing: a
+// frame cut short cannot be followed by another.
+func (c *Conn) writeData(op byte, payload []byte) error {
+	if c.werr != nil {
+		return c.werr
+	}
+	if err := c.writeFrame(op, payload); err != nil {
+		c.werr = err
+		c.closeSent.Store(true) // no Close can follow
+	}
+	return c.werr
+}
+
+// writeControl sends a Pong, or our Close, wlock held. A Close ends
+// writing, and on the server closes TCP if the peer's Close came first.
+func (c *Conn) writeControl(op byte, payload []byte) error {
+	if c.werr != nil {
+		return c.werr
+	}
+	if op != opClose {
+		return c.writeData(op, payload)
+	}
+	err := c.writeFrame(opClose, payload)
+	c.werr = errWriteClosed
+	c.closeSent.Store(true)
+	c.closeIfDone()
+	return err
+}
+
+// closePayload is a Close frame's payload: empty for CloseNoStatus, else
+// the code and as much of reason as fits, kept valid UTF-8.
+func closePayload(code int, reason string) []byte {
+	if code == CloseNoStatus {
+		return nil
+	}
+	reason = strings.ToValidUTF8(reason[:min(len(reason), maxControl-2)], "")
+	return append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)
+}
+
+// writeFrame sends one frame, header and payload in one write; wlock is
+// held. op may carry the FIN bit; control frames always get it. Data
+// frames' payload is base64-encoded when negotiated.
+func (c *Conn) writeFrame(op byte, payload []byte) error {
+	buf := framePool.Get().(*frameBuf)
+	defer framePool.Put(buf)
+	code, fin := op&0x0F, op&0x80 != 0 || op >= opClose
+	n := len(payload)
+	text := c.b64 && code < opClose
+	if text {
+		n = base64.StdEncoding.EncodedLen(n)
+	}
+	h := putHeader(buf[:], code, fin, n, c.client)
+	body := buf[h : h+n]
+	if text {
+		encode(body, payload)
+	} else {
+		copy(body, payload)
+	}
+	if c.client {
+		key, err := newMaskKey()
+		if err != nil {
+			return err
+		}
+		copy(buf[h-4:h], key[:])
+		mask(key, 0, body)
+	}
+	_, err := c.conn.Write(buf[:h+n])
+	return err
+}
