@@ -114,7 +114,7 @@ func ExampleRelay() {
 		server.Close()
 		close(done)
 	}()
-	aToB, bToA, err := pt.Relay(a, b, nil, nil)
+	aToB, bToA, err := pt.Relay(a, b, pt.RelayOptions{})
 	<-done
 	fmt.Println(aToB, bToA, err)
 	// Output:

@@ -140,3 +140,43 @@ func scrub(msg string) string {
 		return tok
 	})
 }
+
+// Limited logs a warning that remote peers can cause as often as they like: the first at once,
+// then, at the end of each interval that had more, one line with their count and the last of
+// them. It is safe for concurrent use.
+type Limited struct {
+	log   *Logger
+	every time.Duration
+	mu    sync.Mutex
+	open  bool // an interval is running: warnings are counted
+	n     int
+	last  string
+}
+
+// Limited returns a Limited that writes to l with the given interval.
+func (l *Logger) Limited(every time.Duration) *Limited { return &Limited{log: l, every: every} }
+
+func (r *Limited) Warnf(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.open {
+		r.n, r.last = r.n+1, msg
+		return
+	}
+	r.log.Warnf("%s", msg)
+	r.open = true
+	time.AfterFunc(r.every, r.flush)
+}
+
+// flush ends an interval: it writes the count line, and opens the next interval, if there were
+// warnings in it.
+func (r *Limited) flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.open = r.n > 0; r.open {
+		r.log.Warnf("%s (%d times in the last %v)", r.last, r.n, r.every)
+		r.n = 0
+		time.AfterFunc(r.every, r.flush)
+	}
+}

@@ -3,11 +3,13 @@ package pt
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Buffers of the copy loop. A direction waiting for data holds only a small buffer, so that
@@ -20,16 +22,36 @@ var (
 	largeBufs = sync.Pool{New: func() any { b := make([]byte, largeBufSize); return &b }}
 )
 
+// RelayOptions bound and count a Relay.
+type RelayOptions struct {
+	// HalfClose bounds a half-closed tunnel: once one direction has ended, the other must end
+	// within it, or both connections are closed. 0: no bound.
+	HalfClose time.Duration
+	// Unless nil, CountAToB and CountBToA count the bytes of every write as it starts (taken
+	// back if it fails), so that totals include tunnels still open and a peer that has received
+	// bytes finds them counted.
+	CountAToB, CountBToA *atomic.Int64
+}
+
 // Relay copies a→b and b→a until both directions end. When one direction reaches EOF it
 // half-closes the destination (CloseWrite if it has one, else Close) and the other direction
-// goes on; an error in either direction closes both. Returns bytes copied each way and the first
-// error that is not io.EOF (an error caused by Relay's own closing is not reported). Both
-// connections are closed when Relay returns. Unless nil, countAToB and countBToA count the
-// bytes of every write as it starts (taken back if it fails), so that totals include connections
-// still open and a peer that has received bytes finds them counted.
-func Relay(a, b net.Conn, countAToB, countBToA *atomic.Int64) (aToB, bToA int64, err error) {
+// goes on, for opt.HalfClose at most. An error in either direction closes both: a conn with a
+// CloseWithError method (a *ws.Conn) is closed with it, so that its peer learns of the failure.
+// Returns bytes copied each way and the first error that is not io.EOF (an error caused by
+// Relay's own closing is not reported). Both connections are closed when Relay returns. Writes
+// are bounded by the conns themselves (see StallConn).
+func Relay(a, b net.Conn, opt RelayOptions) (aToB, bToA int64, err error) {
 	var mu sync.Mutex
 	closed := false // both conns closed, or one closed fully because it has no CloseWrite
+	var halfClosed *time.Timer
+	fail := func(e error) { // mu held
+		if !closed {
+			err = e
+			closeAfter(a, e)
+			closeAfter(b, e)
+		}
+		closed = true
+	}
 	run := func(dst, src net.Conn, n *int64, count *atomic.Int64) {
 		var rerr error
 		*n, rerr = pump(dst, src, cmp.Or(count, new(atomic.Int64)))
@@ -37,30 +59,47 @@ func Relay(a, b net.Conn, countAToB, countBToA *atomic.Int64) (aToB, bToA int64,
 		defer mu.Unlock()
 		cw, canCloseWrite := dst.(interface{ CloseWrite() error })
 		switch {
-		case errors.Is(rerr, io.EOF) && canCloseWrite:
+		case !errors.Is(rerr, io.EOF):
+			fail(rerr)
+		case canCloseWrite:
 			_ = cw.CloseWrite()
-		case errors.Is(rerr, io.EOF):
+		default:
 			_ = dst.Close()
 			closed = true
-		default:
-			if !closed {
-				err = rerr
-			}
-			closed = true
-			_ = a.Close()
-			_ = b.Close()
+		}
+		if halfClosed == nil && opt.HalfClose > 0 && !closed {
+			halfClosed = time.AfterFunc(opt.HalfClose, func() {
+				mu.Lock()
+				defer mu.Unlock()
+				fail(fmt.Errorf("one direction ended and the other did not within %v (half-close timeout)", opt.HalfClose))
+			})
 		}
 	}
 	done := make(chan struct{})
 	go func() {
-		run(b, a, &aToB, countAToB)
+		run(b, a, &aToB, opt.CountAToB)
 		close(done)
 	}()
-	run(a, b, &bToA, countBToA)
+	run(a, b, &bToA, opt.CountBToA)
 	<-done
+	mu.Lock()
+	closed = true // a half-close timer that fires now does nothing
+	mu.Unlock()
+	if halfClosed != nil {
+		halfClosed.Stop()
+	}
 	_ = a.Close()
 	_ = b.Close()
 	return aToB, bToA, err
+}
+
+// closeAfter closes c after err: with CloseWithError when c has it.
+func closeAfter(c net.Conn, err error) {
+	if ce, ok := c.(interface{ CloseWithError(error) error }); ok {
+		_ = ce.CloseWithError(err)
+		return
+	}
+	_ = c.Close()
 }
 
 // pump copies src to dst until an error (io.EOF at the end of src), writing every byte read
@@ -110,6 +149,17 @@ func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 type Stats struct {
 	Active, Conns  atomic.Int64 // tunnels open now; tunnels opened in all
 	Sent, Received atomic.Int64 // bytes written to WebSockets; bytes read from them
+}
+
+// Closed describes the end of tunnel id, which Relay returned at once, for a log line: how long
+// it lived, bytes each way as seen from the WebSocket side, and err unless nil.
+func Closed(id int64, start time.Time, received, sent int64, err error) string {
+	msg := fmt.Sprintf("tunnel %d closed after %v: %d bytes received, %d sent", id,
+		time.Since(start).Round(time.Millisecond), received, sent)
+	if err != nil {
+		msg += ": " + err.Error()
+	}
+	return msg
 }
 
 // Report logs the figures (never an address) and, when status is not nil (managed mode), sends

@@ -25,7 +25,7 @@ func startRelay(a, b net.Conn) <-chan relayResult {
 	ch := make(chan relayResult, 1)
 	go func() {
 		var r relayResult
-		r.aToB, r.bToA, r.err = Relay(a, b, nil, nil)
+		r.aToB, r.bToA, r.err = Relay(a, b, RelayOptions{})
 		ch <- r
 	}()
 	return ch
@@ -265,7 +265,7 @@ func TestRelayLiveCounts(t *testing.T) {
 	done := make(chan relayResult, 1)
 	go func() {
 		var r relayResult
-		r.aToB, r.bToA, r.err = Relay(a, b, &up, &down)
+		r.aToB, r.bToA, r.err = Relay(a, b, RelayOptions{CountAToB: &up, CountBToA: &down})
 		done <- r
 	}()
 	for _, d := range []struct {
