@@ -41,6 +41,8 @@ type client struct {
 	log      *pt.Logger
 	status   *pt.Output // managed mode: summaries go to tor too
 	stats    pt.Stats
+	stall    time.Duration // StallConn bound on every tunnel write
+	relay    pt.RelayOptions
 }
 
 func main() { os.Exit(run()) }
@@ -54,12 +56,15 @@ func run() int {
 	arg("front", "TLS server `name` (SNI) to send instead of the URL's host")
 	arg("protocol", "offer the `base64` subprotocol")
 	proxy := fs.String("proxy", "", "outgoing proxy `URL`: socks5://, socks4a:// or http:// (standalone mode)")
+	c := &client{dialer: &pt.Dialer{Timeout: connectTimeout}}
+	fs.DurationVar(&c.stall, "stall-timeout", 2*time.Minute, "close a tunnel whose peer takes no data for this long (0: never)")
+	fs.DurationVar(&c.relay.HalfClose, "half-close-timeout", time.Minute, "close a tunnel this long after one direction ended (0: never)")
 	lf, code, done := pt.CommandLine(fs, os.Args[1:], version)
 	if done {
 		return code
 	}
 	usage := func(err error) int { fmt.Fprintln(os.Stderr, "websocket-client:", err); return 2 }
-	c := &client{dialer: &pt.Dialer{Timeout: connectTimeout}}
+	c.relay.CountAToB, c.relay.CountBToA = &c.stats.Sent, &c.stats.Received
 	managed := pt.Managed(os.Getenv)
 	out := pt.NewOutput(os.Stdout)
 	var err error
@@ -120,16 +125,17 @@ func run() int {
 }
 
 func (c *client) acceptLoop(ln net.Listener) {
+	limited := c.log.Limited(time.Minute)
 	for {
 		switch conn, err := ln.Accept(); {
 		case errors.Is(err, net.ErrClosed):
 			return
 		case err != nil:
-			c.log.Warnf("accepting: %v", err) // e.g. out of file descriptors: wait a little
+			limited.Warnf("accepting: %v", err) // e.g. out of file descriptors: wait a little
 			time.Sleep(100 * time.Millisecond)
 		default:
 			c.stats.Active.Add(1)
-			go c.handle(conn)
+			go c.handle(pt.StallConn(conn, c.stall))
 		}
 	}
 }
@@ -167,12 +173,17 @@ func (c *client) tunnel(sc *pt.SocksConn, wsConn *ws.Conn) bool {
 		wsConn.Close()
 		return false
 	}
-	c.stats.Conns.Add(1)
+	id := c.stats.Conns.Add(1)
+	c.log.Infof("tunnel %d opened", id)
 	go func() {
 		defer c.stats.Active.Add(-1)
-		if _, _, err := pt.Relay(sc.Conn, wsConn, &c.stats.Sent, &c.stats.Received); err != nil { // closes both
-			c.log.Infof("connection to the bridge ended: %v", err)
+		start := time.Now()
+		sent, received, err := pt.Relay(sc.Conn, wsConn, c.relay) // closes both
+		logf, ce := c.log.Infof, (*ws.CloseError)(nil)
+		if errors.As(err, &ce) && ce.Code == ws.CloseInternalError {
+			logf = c.log.Warnf // the bridge failed it: its tor may be down
 		}
+		logf("%s", pt.Closed(id, start, received, sent, err))
 	}()
 	return true
 }
@@ -194,6 +205,7 @@ func (c *client) connect(sc *pt.SocksConn) (*ws.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	conn = pt.StallConn(conn, c.stall) // under TLS: a timed-out TLS write cannot go on
 	if u.Scheme == "wss" {
 		tc := tls.Client(conn, &tls.Config{ServerName: cmp.Or(b.front, u.Hostname())})
 		if err := tc.HandshakeContext(ctx); err != nil {

@@ -40,6 +40,8 @@ type options struct {
 	maxConns         int
 	handshakeTimeout time.Duration
 	maxMessage       int
+	stallTimeout     time.Duration
+	halfClose        time.Duration
 }
 
 // register defines the option flags in fs, with o's current values as defaults.
@@ -52,6 +54,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxConns, "max-conns", o.maxConns, "at most `N` WebSocket connections at once (0: no limit)")
 	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", o.handshakeTimeout, "time allowed for TLS and HTTP handshakes")
 	fs.IntVar(&o.maxMessage, "max-message", o.maxMessage, "largest received message in `bytes` (0: 1 MiB)")
+	fs.DurationVar(&o.stallTimeout, "stall-timeout", o.stallTimeout, "close a tunnel whose peer takes no data for this long (0: never)")
+	fs.DurationVar(&o.halfClose, "half-close-timeout", o.halfClose, "close a tunnel this long after one direction ended (0: never)")
 }
 
 // cidrs is a flag.Value: a comma-separated list of CIDR prefixes.
@@ -94,13 +98,15 @@ type server struct {
 	log   *pt.Logger
 	stats *pt.Stats    // shared by all listeners
 	open  atomic.Int64 // requests of this listener in progress, for max-conns
+	orErr *pt.Limited  // remote clients can cause it once per connection
 }
 
 func main() { os.Exit(run()) }
 
 func run() int {
 	fs := flag.NewFlagSet("websocket-server", flag.ContinueOnError)
-	base := options{base64: true, handshakeTimeout: 10 * time.Second}
+	base := options{base64: true, handshakeTimeout: 10 * time.Second, stallTimeout: 2 * time.Minute,
+		halfClose: time.Minute}
 	base.register(fs)
 	var listens listFlag
 	fs.Var(&listens, "listen", "`address` to listen on (standalone mode; repeatable or comma list)")
@@ -191,7 +197,7 @@ func run() int {
 
 // listen applies ba's options over base, opens the listener and serves it in a goroutine.
 func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger, st *pt.Stats) (*http.Server, net.Addr, error) {
-	s := &server{info: info, opt: base, log: logger, stats: st}
+	s := &server{info: info, opt: base, log: logger, stats: st, orErr: logger.Limited(time.Minute)}
 	ofs := flag.NewFlagSet("", flag.ContinueOnError)
 	ofs.SetOutput(io.Discard)
 	s.opt.register(ofs)
@@ -209,6 +215,8 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger
 		return nil, nil, errors.New("tls-cert and tls-key go together")
 	case s.opt.handshakeTimeout <= 0:
 		return nil, nil, errors.New("handshake-timeout must be positive")
+	case s.opt.stallTimeout < 0 || s.opt.halfClose < 0:
+		return nil, nil, errors.New("stall-timeout and half-close-timeout may not be negative")
 	}
 	var tlsConfig *tls.Config
 	if s.opt.tlsCert != "" {
@@ -222,6 +230,7 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger
 	if err != nil {
 		return nil, nil, err
 	}
+	ln = pt.StallListener(ln, s.opt.stallTimeout) // under TLS: a timed-out TLS write cannot go on
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
@@ -248,8 +257,11 @@ func (w logWriter) Write(p []byte) (int, error) {
 
 // ServeHTTP upgrades one request to WebSocket and relays it to the ORPort, in a goroutine of its
 // own: returning frees what net/http holds for the request (its buffers) while the tunnel lives.
+// It reaches tor before it answers 101, so that a client learns from the handshake (and tells
+// its tor in the SOCKS reply) when this bridge's tor cannot be reached.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.opt.path != "" && r.URL.Path != s.opt.path {
+		s.log.Debugf("answered a request for another path with 404")
 		http.NotFound(w, r)
 		return
 	}
@@ -257,30 +269,38 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	done := func() { s.open.Add(-1); s.stats.Active.Add(-1) }
 	if n := s.open.Add(1); s.opt.maxConns > 0 && n > int64(s.opt.maxConns) {
 		done()
+		s.log.Debugf("refused a connection: -max-conns %d reached", s.opt.maxConns)
 		http.Error(w, "too many connections", http.StatusServiceUnavailable)
 		return
+	}
+	var or net.Conn
+	if ws.IsUpgrade(r) {
+		var err error
+		if or, err = pt.DialOr(s.info, s.clientAddr(r), methodName); err != nil {
+			done()
+			s.orErr.Warnf("connecting to the ORPort: %v", err)
+			http.Error(w, "ORPort unreachable", http.StatusBadGateway)
+			return
+		}
 	}
 	conn, err := ws.Upgrade(w, r, &ws.Options{Base64: s.opt.base64, MaxMessage: s.opt.maxMessage,
 		HandshakeTimeout: s.opt.handshakeTimeout})
 	if err != nil {
 		done()
-		s.log.Infof("WebSocket handshake from %s: %v", r.RemoteAddr, err)
+		if or != nil {
+			or.Close()
+		}
+		s.log.Debugf("WebSocket handshake from %s: %v", r.RemoteAddr, err)
 		return
 	}
-	or, err := pt.DialOr(s.info, s.clientAddr(r), methodName)
-	if err != nil {
-		done()
-		s.log.Warnf("connecting to the ORPort: %v", err)
-		conn.CloseWithStatus(ws.CloseInternalError, "ORPort unreachable")
-		return
-	}
-	s.stats.Conns.Add(1)
-	peer := r.RemoteAddr
+	id := s.stats.Conns.Add(1)
+	s.log.Infof("tunnel %d opened", id)
 	go func() {
 		defer done()
-		if _, _, err := pt.Relay(conn, or, &s.stats.Received, &s.stats.Sent); err != nil { // closes both
-			s.log.Infof("connection from %s ended: %v", peer, err)
-		}
+		start := time.Now()
+		in, out, err := pt.Relay(conn, pt.StallConn(or, s.opt.stallTimeout), pt.RelayOptions{
+			HalfClose: s.opt.halfClose, CountAToB: &s.stats.Received, CountBToA: &s.stats.Sent})
+		s.log.Infof("%s", pt.Closed(id, start, in, out, err))
 	}()
 }
 
