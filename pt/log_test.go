@@ -1,13 +1,16 @@
 package pt
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestScrub(t *testing.T) {
@@ -222,3 +225,51 @@ func TestOpenLogger(t *testing.T) {
 		t.Errorf("OpenLogger on a directory: %v, %v", l, err)
 	}
 }
+
+// TestLimited: the first warning at once, then one line per interval with the count, and
+// nothing once an interval passes without warnings.
+func TestLimited(t *testing.T) {
+	var b lockedBuffer
+	l, err := NewLogger(nil, &b, "info", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := l.Limited(100 * time.Millisecond)
+	lines := func() []string { return strings.Split(strings.TrimSpace(b.String()), "\n") }
+	for i := 0; i < 5; i++ {
+		r.Warnf("accepting: too many open files (%d)", i)
+	}
+	if got := lines(); len(got) != 1 || !strings.HasSuffix(got[0], "[warning] accepting: too many open files (0)") {
+		t.Fatalf("after 5 warnings: %q, want the first alone", got)
+	}
+	poll := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: log %q", what, lines())
+			}
+		}
+	}
+	poll("no count line", func() bool { return len(lines()) == 2 })
+	if got := lines()[1]; !strings.HasSuffix(got, "accepting: too many open files (4) (4 times in the last 100ms)") {
+		t.Errorf("count line %q", got)
+	}
+	poll("the interval never closed", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return !r.open })
+	r.Warnf("again")
+	if got := lines(); len(got) != 3 || !strings.HasSuffix(got[2], "again") {
+		t.Errorf("after a quiet interval: %q, want the warning at once", got)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
