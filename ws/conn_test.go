@@ -44,7 +44,10 @@ func drain(c *Conn) ([32]byte, int64, error) {
 }
 
 // Both directions at once, then each side half-closes after writing and
-// goes on reading: TCP half-close carried over WebSocket.
+// goes on reading: TCP half-close carried over WebSocket. The side that
+// finishes first may wait for the other's data only for the close timeout,
+// which is set long here: under the race detector one direction may lag
+// the other by more than the default 2 s.
 func TestStreamBothWays(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -52,7 +55,8 @@ func TestStreamBothWays(t *testing.T) {
 		size int
 	}{{"binary", false, 64 << 20}, {"base64", true, 8 << 20}} {
 		t.Run(tc.name, func(t *testing.T) {
-			client, server := pair(t, &Options{Base64: tc.b64}, &Options{Base64: tc.b64})
+			opt := &Options{Base64: tc.b64, CloseTimeout: time.Minute}
+			client, server := pair(t, opt, opt)
 			if got := client.Subprotocol() + "|" + server.Subprotocol(); (got == "base64|base64") != tc.b64 {
 				t.Fatalf("subprotocols %q", got)
 			}
