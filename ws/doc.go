@@ -21,16 +21,19 @@
 //   - The closing handshake (sections 5.5.1, 7): Close payloads are
 //     checked (1-byte payload or a code not allowed on the wire: 1002; a
 //     reason that is not UTF-8: 1007). A Close with status 1000 or none is
-//     the peer's end of stream, like a TCP FIN: Read returns io.EOF and our
-//     answering Close is sent by CloseWrite or Close, so that data we are
-//     still sending arrives (the RFC lets an endpoint finish sending
-//     first). Any other status is echoed at once. After both Close frames
-//     the server closes the TCP connection; the client waits for that
-//     (bounded) in Close. The peer has then sent everything, so no unread
-//     data makes the kernel answer the close with a reset.
+//     the peer's end of stream, like a TCP FIN: Read returns io.EOF, and
+//     our answering Close is sent by CloseWrite or Close, so that the local
+//     side can end what it is sending, but at the latest CloseTimeout (2 s)
+//     after the peer's Close arrived: section 5.5.1 asks for the answer as
+//     soon as practical (delaying it only to finish the message being
+//     sent), and the peer may stop reading data once it has closed. A Write
+//     after the answer fails. Any other status is echoed at once. After
+//     both Close frames the server closes the TCP connection; the client
+//     waits for that (bounded) in Close. See the table below.
 //   - A failed connection (a violation, or a message over the limit) is
 //     closed in Close with a lingering close: our Close frame, then a TCP
-//     half-close (CloseWrite of *net.TCPConn or *tls.Conn), then incoming
+//     half-close (CloseWrite: a TCP FIN, or over TLS a close_notify alert,
+//     which ends the peer's reading but sends no FIN), then incoming
 //     bytes discarded until EOF, 4 MiB or Close's bound. Closing at once,
 //     with the rest of the peer's message unread, makes the kernel send a
 //     reset that can destroy our Close before the peer reads it: browsers
@@ -58,7 +61,10 @@
 // message, and each costs the peer a frame header (6 bytes from a client)
 // for one header parse here, like any data. The opening handshake is
 // bounded by Options.HandshakeTimeout (10 s); the client reads at most 8 KiB
-// of response head. Close waits at most 1.5 s for the peer. Write sends a
+// of response head. Close waits at most Options.CloseTimeout (2 s) for the
+// peer. Writes have no bound of their own: a transport that must not let a
+// peer who stops reading hold a connection bounds the conn under the
+// WebSocket (the pt package's StallConn does, by progress). Write sends a
 // message in frames of at most 32 KiB of data (32,769 bytes with base64, a
 // multiple of 3), each frame in one write. Nothing buffered grows with what
 // the peer declares: payload is read straight into the caller's buffer
@@ -69,16 +75,43 @@
 // # Concurrency
 //
 // One goroutine may call Read and one Write at a time. Close,
-// CloseWithStatus, CloseWrite, Subprotocol, the address getters and the
-// deadline setters may be called at any time from any goroutine. Read
-// writes Pongs, and the answer to a Close with an error status, under the
-// same lock as Write's frames, so they come between whole frames (a Pong
-// may come between two frames of one message). Close never blocks longer
-// than its bounded wait, even if another goroutine is blocked in Read (that
-// Read then fails); it sets the conn's write deadline (and read deadline
-// when no Read runs) to bound its work, as does Read when it fails the
-// connection. A write error, timeouts included, ends writing for good: a
-// cut frame cannot be resumed.
+// CloseWithStatus, CloseWithError, CloseWrite, Subprotocol, the address
+// getters and the deadline setters may be called at any time from any
+// goroutine. Frames are written whole under one lock, so control frames
+// come between whole frames (a Pong may come between two frames of one
+// message). Read's own writes (a Pong, an echoed or failing Close) never
+// hold it up for longer than CloseTimeout: waiting for that lock and the
+// write share the bound, a Pong that cannot be sent in time is dropped, and
+// a Close first sets the write deadline so that a stalled Write fails and
+// lets it through. Close never blocks longer than its bounded wait, even if
+// another goroutine is blocked in Read (that Read then fails). A write
+// error, timeouts included, ends writing for good: a cut frame cannot be
+// resumed.
+//
+// # The closing handshake
+//
+// State (what has been sent and received), event, what is sent, and what
+// Read and Write return from then on. "Answer" is a Close with status 1000;
+// the server closes TCP as soon as both Close frames have passed.
+//
+//	state            event                          sends                  Read            Write
+//	open             CloseWrite                     Close 1000             data, then EOF  error
+//	open             Close / CloseWithStatus(c)     Close c, then waits    error           error
+//	open             CloseWithError(err != nil)     Close 1011, as above   error           error
+//	open             peer's Close 1000 or none      answer at CloseWrite   io.EOF          data, until
+//	                                                or after CloseTimeout                  the answer
+//	open             peer's Close, other status     its status, at once    *CloseError     error
+//	open             violation, message too big     Close 1002/1003/       *CloseError     error
+//	                                                1007/1009, at once
+//	we closed        peer's Close                   nothing; server: TCP   io.EOF          error
+//	                                                closed
+//	peer closed      CloseWrite or CloseTimeout     the answer; server:    io.EOF          error
+//	                                                TCP closed
+//	any              write error or timeout         nothing more           (unchanged)     that error
+//
+// Close, after its Close frame, reads and discards until the peer's Close
+// (or CloseTimeout), and when reading ended without one (a failure) it
+// lingers: TCP half-close and discard until EOF, see above.
 //
 // # Errors
 //
