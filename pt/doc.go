@@ -37,8 +37,12 @@
 // IPv4 or IPv6 address, with or without port, by "[scrubbed]", erring towards too much. It
 // cannot recognize host names, so errors do not repeat a target's or a SOCKS request's name.
 //
-// [Relay] copies both directions, half-closes at EOF, closes both on error, and holds only
-// small buffers while idle. [MonitorTermination] turns SIGTERM, SIGINT, stdin EOF and (in
+// [Relay] copies both directions, half-closes at EOF, closes both on error (a WebSocket with
+// status 1011), ends a tunnel left half-closed for longer than its bound, and holds only small
+// buffers while idle. [StallConn] bounds writes by progress, so that a peer that stops reading
+// cannot hold a tunnel, while a slow one is never cut; no bound is ever put on idleness alone
+// (tor keeps idle connections open on purpose). [Limited] rate-limits a warning that remote
+// peers can cause. [MonitorTermination] turns SIGTERM, SIGINT, stdin EOF and (in
 // managed mode) the parent's death (pt-spec 3.4) into two channels: stop accepting, and exit now.
 //
 // Concurrency: Output, Logger and Termination are safe for concurrent use. The other functions

@@ -9,18 +9,8 @@ import (
 	"time"
 )
 
-// ErrStalled is the error of a write that a StallConn ended: the peer took no byte of it for
-// the stall timeout. It is a timeout (os.ErrDeadlineExceeded).
-type ErrStalled struct{ After time.Duration }
-
-func (e *ErrStalled) Error() string {
-	return fmt.Sprintf("the peer took no data for %v (stall timeout)", e.After)
-}
-func (e *ErrStalled) Unwrap() error { return os.ErrDeadlineExceeded }
-func (e *ErrStalled) Timeout() bool { return true }
-
-// StallConn bounds conn's writes by progress rather than by duration: a Write fails with
-// *ErrStalled once no byte of it has been accepted (by the kernel, for TCP) for stall, however
+// StallConn bounds conn's writes by progress rather than by duration: a Write fails with a
+// timeout error that names the stall timeout once no byte of it has been accepted (by the kernel, for TCP) for stall, however
 // long the whole write takes, so that a slow but live reader is never cut and a peer that stops
 // reading cannot hold the writer for ever. Deadlines set on the result still apply. Put it
 // under TLS (a timed-out TLS write cannot be resumed). stall <= 0 returns conn as it is.
@@ -61,7 +51,7 @@ func (c *stallConn) Write(p []byte) (int, error) {
 			return n, err // the caller's deadline
 		}
 		if now.Sub(last) >= c.stall {
-			return n, &ErrStalled{c.stall}
+			return n, fmt.Errorf("the peer took no data for %v (stall timeout): %w", c.stall, err)
 		}
 	}
 }

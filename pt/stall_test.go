@@ -73,9 +73,9 @@ func TestStallConnStalled(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := waitWrite(t, ch)
-	var se *ErrStalled
-	if r.n != 100 || !errors.As(r.err, &se) || !errors.Is(r.err, os.ErrDeadlineExceeded) {
-		t.Fatalf("Write = %d, %v; want 100 and *ErrStalled (a timeout)", r.n, r.err)
+	var ne net.Error
+	if r.n != 100 || !errors.As(r.err, &ne) || !ne.Timeout() || !errors.Is(r.err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write = %d, %v; want 100 and a timeout", r.n, r.err)
 	}
 	if r.at < stall || r.at > stall+2*time.Second {
 		t.Errorf("cut after %v, want about %v", r.at, stall)
@@ -91,8 +91,7 @@ func TestStallConnDeadline(t *testing.T) {
 	s, _, ch := stallWrite(t, time.Hour, 10)
 	s.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 	r := waitWrite(t, ch)
-	var se *ErrStalled
-	if !errors.Is(r.err, os.ErrDeadlineExceeded) || errors.As(r.err, &se) || r.at > 5*time.Second {
+	if !errors.Is(r.err, os.ErrDeadlineExceeded) || strings.Contains(r.err.Error(), "stall") || r.at > 5*time.Second {
 		t.Errorf("Write = %v after %v; want the caller's deadline", r.err, r.at)
 	}
 	s.SetDeadline(time.Time{})
