@@ -291,7 +291,7 @@ func (c *Conn) control(op byte, payload []byte) error {
 		// stop reading data once it has sent its Close.
 		c.setReadErr(io.EOF)
 		time.AfterFunc(c.wait, func() {
-			if c.reply(opClose, closePayload(CloseNormal, "")) != nil {
+			if !c.closeSent.Load() && c.reply(opClose, closePayload(CloseNormal, "")) != nil {
 				c.conn.Close() // the peer is not reading: nothing more can reach it
 			}
 		})
