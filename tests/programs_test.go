@@ -238,6 +238,37 @@ func TestORPortDown(t *testing.T) {
 	}
 }
 
+// TestORPortFailsMidStream: when tor's connection breaks (a reset) in the middle of a tunnel,
+// the bridge closes the WebSocket with 1011, not with the 1000 of a clean end, and the client
+// warns. Each side logs the tunnel's opening and end at info, without an address.
+func TestORPortFailsMidStream(t *testing.T) {
+	or, server, client := tunnel(t)
+	conn, code := socks5(t, client.addr, server.addr, "")
+	if code != 0 {
+		t.Fatalf("SOCKS reply %d", code)
+	}
+	oc := or.next(t)
+	conn.Write([]byte("hello"))
+	if _, err := io.ReadFull(oc, make([]byte, 5)); err != nil {
+		t.Fatal(err)
+	}
+	oc.SetLinger(0)
+	oc.Close() // a reset, as when tor is killed
+	conn.SetReadDeadline(time.Now().Add(waitLong))
+	if n, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("read %d bytes, want the SOCKS connection closed", n)
+	}
+	want := `LOG SEVERITY=warning MESSAGE="tunnel 1 closed after `
+	if !client.waitOutput(want) || !strings.Contains(client.output(), "websocket: close 1011") {
+		t.Errorf("no warning with status 1011 from the client:\n%s", client.output())
+	}
+	for _, p := range []*proc{client, server} {
+		if !p.waitOutput(`LOG SEVERITY=info MESSAGE="tunnel 1 opened"`) || !p.waitOutput(`MESSAGE="tunnel 1 closed after `) {
+			t.Errorf("no tunnel open and close lines:\n%s", p.output())
+		}
+	}
+}
+
 // dialWS opens a WebSocket to addr with ws.Client.
 func dialWS(t *testing.T, addr, path string, header http.Header) *ws.Conn {
 	t.Helper()
