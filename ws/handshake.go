@@ -165,10 +165,20 @@ func (l *headLimit) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// A StatusError is a server's answer to the opening handshake with a status other than 101.
+type StatusError struct {
+	Code   int    // such as 404
+	Status string // such as "404 Not Found"
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("websocket: handshake refused: status %q", e.Status)
+}
+
 // Client runs the opening handshake over conn (already connected; TLS or
 // proxy is the caller's) for the ws:// or wss:// URL u (Host header from
 // u.Host, request target from u.RequestURI()). It fails on any status but
-// 101 (no redirects), a wrong Sec-WebSocket-Accept, missing Upgrade or
+// 101 (a *StatusError; no redirects), a wrong Sec-WebSocket-Accept, missing Upgrade or
 // Connection, an unoffered protocol or any extension. The handshake
 // timeout bounds the whole exchange; deadlines are cleared after. On error
 // the caller closes conn.
@@ -236,7 +246,7 @@ func readResponse(br *bufio.Reader, key string, offered bool) (bool, error) {
 	proto := h.Values("Sec-WebSocket-Protocol")
 	switch {
 	case resp.StatusCode != http.StatusSwitchingProtocols:
-		return false, fmt.Errorf("websocket: handshake refused: status %q", resp.Status)
+		return false, &StatusError{Code: resp.StatusCode, Status: resp.Status}
 	case !hasToken(h, "Upgrade", "websocket", strings.EqualFold):
 		return false, errors.New("websocket: response lacks Upgrade: websocket")
 	case !hasToken(h, "Connection", "upgrade", strings.EqualFold):
