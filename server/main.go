@@ -40,6 +40,7 @@ type options struct {
 	maxConns         int
 	handshakeTimeout time.Duration
 	maxMessage       int
+	url              string // public URL, for the bridge line: SMETHOD ARGS:url=...
 }
 
 // register defines the option flags in fs, with o's current values as defaults.
@@ -52,6 +53,15 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxConns, "max-conns", o.maxConns, "at most `N` WebSocket connections at once (0: no limit)")
 	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", o.handshakeTimeout, "time allowed for TLS and HTTP handshakes")
 	fs.IntVar(&o.maxMessage, "max-message", o.maxMessage, "largest received message in `bytes` (0: 1 MiB)")
+	fs.Func("url", "public `URL` (ws:// or wss://) for the bridge line tor writes", func(v string) error {
+		o.url = v
+		if _, err := ws.ParseURL(v); err != nil {
+			return err
+		} else if strings.ContainsAny(v, `,=\`) { // tor writes ARGS with escapes kept, ',' as ' '
+			return errors.New(`tor's bridge line cannot carry ',', '=' or '\': percent-encode them`)
+		}
+		return nil
+	})
 }
 
 // cidrs is a flag.Value: a comma-separated list of CIDR prefixes.
@@ -145,6 +155,12 @@ func run() int {
 				}
 			}
 		}
+		if *cookie != "" {
+			if err := pt.CheckAuthCookie(*cookie); err != nil {
+				logger.Errorf("%v", err)
+				return 1 // standalone: a fatal setup error (nothing restarts us in a loop)
+			}
+		}
 	}
 	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose, managed)
 	st := &pt.Stats{}
@@ -154,7 +170,7 @@ func run() int {
 	}
 	var servers []*http.Server
 	for _, ba := range info.Bindaddrs {
-		srv, addr, err := listen(info, ba, base, logger, st)
+		srv, addr, args, err := listen(info, ba, base, logger, st)
 		if err != nil {
 			logger.Errorf("%v", err)
 			if managed {
@@ -163,18 +179,16 @@ func run() int {
 			continue
 		}
 		if managed {
-			out.Smethod(ba.MethodName, addr, nil)
+			out.Smethod(ba.MethodName, addr, args)
 		}
 		servers = append(servers, srv)
 	}
 	if managed {
 		out.SmethodsDone()
 	}
-	if failed := len(info.Bindaddrs) - len(servers); failed > 0 && (!managed || len(servers) == 0) {
+	if len(servers) < len(info.Bindaddrs) && !managed {
 		return 1
-	} else if len(servers) == 0 {
-		return 0 // tor asked for no transport we have
-	}
+	} // managed: stay, even idle, until tor ends us; exiting would make tor restart us in a loop
 	go func() {
 		for range time.Tick(summaryEvery) {
 			st.Report(logger, status, methodName)
@@ -189,8 +203,9 @@ func run() int {
 	return 0
 }
 
-// listen applies ba's options over base, opens the listener and serves it in a goroutine.
-func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger, st *pt.Stats) (*http.Server, net.Addr, error) {
+// listen applies ba's options over base, opens the listener and serves it in a goroutine. It
+// returns the arguments for the SMETHOD line.
+func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger, st *pt.Stats) (*http.Server, net.Addr, pt.Args, error) {
 	s := &server{info: info, opt: base, log: logger, stats: st}
 	ofs := flag.NewFlagSet("", flag.ContinueOnError)
 	ofs.SetOutput(io.Discard)
@@ -198,29 +213,39 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger
 	for k, vs := range ba.Options {
 		for _, v := range vs {
 			if ofs.Lookup(k) == nil {
-				return nil, nil, fmt.Errorf("unknown option %s", pt.SafeName(k))
+				return nil, nil, nil, fmt.Errorf("unknown option %s", pt.SafeName(k))
 			} else if err := ofs.Set(k, v); err != nil {
-				return nil, nil, fmt.Errorf("option %s=%s: %v", k, v, err)
+				return nil, nil, nil, fmt.Errorf("option %s=%s: %v", k, v, err)
 			}
 		}
 	}
 	switch {
 	case (s.opt.tlsCert == "") != (s.opt.tlsKey == ""):
-		return nil, nil, errors.New("tls-cert and tls-key go together")
+		return nil, nil, nil, errors.New("tls-cert and tls-key go together")
 	case s.opt.handshakeTimeout <= 0:
-		return nil, nil, errors.New("handshake-timeout must be positive")
+		return nil, nil, nil, errors.New("handshake-timeout must be positive")
 	}
 	var tlsConfig *tls.Config
 	if s.opt.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(s.opt.tlsCert, s.opt.tlsKey)
+		var pem [2][]byte
+		for i, o := range [2][2]string{{"tls-cert", s.opt.tlsCert}, {"tls-key", s.opt.tlsKey}} {
+			var err error
+			if pem[i], err = os.ReadFile(o[1]); err != nil {
+				return nil, nil, nil, fmt.Errorf("%s: cannot read %s: %v", o[0], o[1], errors.Unwrap(err))
+			}
+		}
+		cert, err := tls.X509KeyPair(pem[0], pem[1])
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, fmt.Errorf("tls-cert %s, tls-key %s: %v", s.opt.tlsCert, s.opt.tlsKey, err)
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
 	}
 	ln, err := net.Listen("tcp", ba.Addr.String())
+	if errors.Is(err, os.ErrPermission) {
+		err = fmt.Errorf("%v (a port below 1024 needs a privilege that tor's transports lack: see BRIDGE.md)", err)
+	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
@@ -234,8 +259,12 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){}, // no HTTP/2
 	}
 	go srv.Serve(ln)
-	logger.Noticef("websocket-server %s listening on %s", version, ln.Addr())
-	return srv, ln.Addr(), nil
+	logger.Listening("websocket-server "+version, ln)
+	var args pt.Args
+	if s.opt.url != "" {
+		args = pt.Args{"url": {s.opt.url}}
+	}
+	return srv, ln.Addr(), args, nil
 }
 
 // logWriter sends net/http's error log through our (scrubbing) logger.
