@@ -36,6 +36,8 @@ func TestTorNetwork(t *testing.T) {
 		// Managed mode: no -log, so that our log lines reach tor as LOG lines.
 		fmt.Sprintf("ServerTransportPlugin websocket exec %s -log-level info", server),
 		fmt.Sprintf("ServerTransportListenAddr websocket 127.0.0.1:%d", ptPort),
+		// url= goes out in the SMETHOD line's ARGS, and from there into tor's bridgelines.
+		fmt.Sprintf("ServerTransportOptions websocket url=ws://127.0.0.1:%d/", ptPort),
 		"Log info file "+filepath.Join(logs, "bridge-info.log"),
 		// The Extended ORPort handshake is logged at debug level only.
 		"Log [general,net]debug file "+bridgeDebug)
@@ -45,12 +47,15 @@ func TestTorNetwork(t *testing.T) {
 		t.Fatalf("the bridge did not log %q", registered)
 	}
 	t.Logf("bridge: %s", registered)
-	wantLine := fmt.Sprintf("websocket 127.0.0.1:%d %s", ptPort, tn.bridge.fingerprint)
-	if lines := torLines(filepath.Join(tn.bridge.dir, "bridgelines"), wantLine); len(lines) != 1 {
-		t.Errorf("the bridge's bridgelines file has no line with %q", wantLine)
+	// The line tor writes for operators to hand out: the client below uses it as it is.
+	wantLine := fmt.Sprintf("Bridge websocket 127.0.0.1:%d %s url=ws://127.0.0.1:%d/", ptPort, tn.bridge.fingerprint, ptPort)
+	lines := torLines(filepath.Join(tn.bridge.dir, "bridgelines"), wantLine)
+	if len(lines) != 1 || strings.TrimSpace(lines[0]) != wantLine {
+		t.Fatalf("the bridge's bridgelines file has no line %q: %q", wantLine, torLines(filepath.Join(tn.bridge.dir, "bridgelines")))
 	}
+	t.Logf("bridge: bridgelines holds %q", lines[0])
 
-	t.Run("ManagedClient", func(t *testing.T) { torManagedClient(t, tn, ptPort, bridgeDebug) })
+	t.Run("ManagedClient", func(t *testing.T) { torManagedClient(t, tn, lines[0], bridgeDebug) })
 	t.Run("HAProxy", func(t *testing.T) { torHAProxyScaleOut(t, tn, bridgeDebug) })
 
 	torCheckTransport(t, filepath.Join(logs, "bridge-info.log"), server)
@@ -64,14 +69,14 @@ func TestTorNetwork(t *testing.T) {
 }
 
 // torManagedClient starts a tor client that runs websocket-client as a managed transport and
-// reaches the bridge through websocket-server, then fetches the test file through the
-// client's SocksPort and checks what tor logged.
-func torManagedClient(t *testing.T, tn *torNetwork, ptPort int, bridgeDebug string) {
+// reaches the bridge through websocket-server with bridgeLine, then fetches the test file
+// through the client's SocksPort and checks what tor logged.
+func torManagedClient(t *testing.T, tn *torNetwork, bridgeLine, bridgeDebug string) {
 	client := program("websocket-client")
 	extORBefore := torCount(bridgeDebug, "Got client's hash and it was legit.")
 	c := tn.torStartClient(t, "client", "UseBridges 1",
 		fmt.Sprintf("ClientTransportPlugin websocket exec %s -log-level info", client),
-		fmt.Sprintf("Bridge websocket 127.0.0.1:%d %s url=ws://127.0.0.1:%d/", ptPort, tn.bridge.fingerprint, ptPort))
+		bridgeLine)
 	t.Logf("client bootstrapped to 100%% through the websocket bridge in %.1f s", c.bootstrap.Seconds())
 
 	start := time.Now()

@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -236,4 +237,25 @@ func writeCertDates(t *testing.T, certFile, keyFile, name string, notBefore, not
 	}
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+}
+
+// fillTemplate returns the file at path (a shipped configuration, doc/...) with each @KEY@
+// replaced by values[KEY]. It fails the test if a placeholder is left or a value is unused.
+func fillTemplate(t *testing.T, path string, values map[string]string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for k, v := range values {
+		if !strings.Contains(s, "@"+k+"@") {
+			t.Fatalf("%s has no placeholder @%s@", path, k)
+		}
+		s = strings.ReplaceAll(s, "@"+k+"@", v)
+	}
+	if m := regexp.MustCompile(`@[A-Z_]+@`).FindString(s); m != "" {
+		t.Fatalf("%s: placeholder %s left unfilled", path, m)
+	}
+	return s
 }
