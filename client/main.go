@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"time"
@@ -207,12 +206,8 @@ func (c *client) connect(sc *pt.SocksConn) (*ws.Conn, error) {
 	wsConn, err := ws.Client(conn, u, &b.opt)
 	if err != nil {
 		conn.Close()
-		var se *ws.StatusError
-		switch {
-		case errors.As(err, &se) && se.Code == http.StatusBadRequest && u.Scheme == "ws":
-			err = fmt.Errorf("%w (a TLS port? is the URL wss://?)", err)
-		case errors.As(err, &se) && se.Code == http.StatusNotFound:
-			err = fmt.Errorf("%w (check the url= path)", err)
+		if se := (*ws.StatusError)(nil); errors.As(err, &se) && se.Code == 400 && u.Scheme == "ws" {
+			err = fmt.Errorf("%w (a TLS port? is the URL wss://?)", err) // Go, nginx: 400 to plain HTTP
 		}
 		return nil, fmt.Errorf("WebSocket handshake: %w", err)
 	}

@@ -227,14 +227,7 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger
 	}
 	var tlsConfig *tls.Config
 	if s.opt.tlsCert != "" {
-		var pem [2][]byte
-		for i, o := range [2][2]string{{"tls-cert", s.opt.tlsCert}, {"tls-key", s.opt.tlsKey}} {
-			var err error
-			if pem[i], err = os.ReadFile(o[1]); err != nil {
-				return nil, nil, nil, fmt.Errorf("%s: cannot read %s: %v", o[0], o[1], errors.Unwrap(err))
-			}
-		}
-		cert, err := tls.X509KeyPair(pem[0], pem[1])
+		cert, err := tls.LoadX509KeyPair(s.opt.tlsCert, s.opt.tlsKey) // errors name a file it cannot read
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("tls-cert %s, tls-key %s: %v", s.opt.tlsCert, s.opt.tlsKey, err)
 		}

@@ -43,9 +43,9 @@ func TestSmethodErrorStaysUp(t *testing.T) {
 		name, options, bind, line, end string
 	}{
 		{"missing certificate", "websocket:tls-cert=" + missing + ";websocket:tls-key=" + key, "",
-			"SMETHOD-ERROR websocket tls-cert: cannot read " + missing + ": no such file or directory", "stdin"},
+			"SMETHOD-ERROR websocket tls-cert " + missing + ", tls-key " + key + ": open " + missing + ": no such file or directory", "stdin"},
 		{"key is a directory", "websocket:tls-cert=" + cert + ";websocket:tls-key=" + dir, "",
-			"SMETHOD-ERROR websocket tls-key: cannot read " + dir + ": is a directory", "SIGTERM"},
+			"SMETHOD-ERROR websocket tls-cert " + cert + ", tls-key " + dir + ": read " + dir + ": is a directory", "SIGTERM"},
 		{"key of another certificate", "websocket:tls-cert=" + cert + ";websocket:tls-key=" + otherKey, "",
 			"SMETHOD-ERROR websocket tls-cert " + cert + ", tls-key " + otherKey + ": tls: private key does not match public key", "stdin"},
 		{"unknown option", "websocket:colour=blue", "", `SMETHOD-ERROR websocket unknown option "colour"`, "stdin"},
@@ -196,7 +196,7 @@ func TestClientAdvice(t *testing.T) {
 		{"wss to a plain port", trusting, plain.addr, "url=wss://front.example/ws",
 			"TLS: the bridge answered without TLS (a plain port? is the URL ws://?)"},
 		{"wrong path", trusting, plain.addr, "url=ws://bridge.example/wrong",
-			`WebSocket handshake: websocket: handshake refused: status "404 Not Found" (check the url= path)`},
+			`WebSocket handshake: websocket: handshake refused: status "404 Not Found"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, code := socks5(t, tc.client.addr, tc.target, tc.args); code == 0 {
