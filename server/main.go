@@ -186,9 +186,11 @@ func run() int {
 	if managed {
 		out.SmethodsDone()
 	}
+	// In managed mode, even with no listener, wait for tor to end the transport: exiting would
+	// make tor start it again every second. Standalone, nothing restarts it in a loop.
 	if len(servers) < len(info.Bindaddrs) && !managed {
 		return 1
-	} // managed: stay, even idle, until tor ends us; exiting would make tor restart us in a loop
+	}
 	go func() {
 		for range time.Tick(summaryEvery) {
 			st.Report(logger, status, methodName)

@@ -189,10 +189,10 @@ func (e *StatusError) Error() string {
 // Client runs the opening handshake over conn (already connected; TLS or
 // proxy is the caller's) for the ws:// or wss:// URL u (Host header from
 // u.Host, request target from u.RequestURI()). It fails on any status but
-// 101 (a *StatusError; no redirects), a wrong Sec-WebSocket-Accept, missing Upgrade or
-// Connection, an unoffered protocol or any extension. The handshake
-// timeout bounds the whole exchange; deadlines are cleared after. On error
-// the caller closes conn.
+// 101 (a *StatusError; no redirects), a wrong Sec-WebSocket-Accept,
+// missing Upgrade or Connection, an unoffered protocol or any extension.
+// The handshake timeout bounds the whole exchange; deadlines are cleared
+// after. On error the caller closes conn.
 func Client(conn net.Conn, u *url.URL, opt *Options) (*Conn, error) {
 	o := opt.get()
 	var k [16]byte
