@@ -58,7 +58,7 @@ func (o *options) register(fs *flag.FlagSet) {
 		if _, err := ws.ParseURL(v); err != nil {
 			return err
 		} else if strings.ContainsAny(v, `,=\`) { // tor writes ARGS with escapes kept, ',' as ' '
-			return errors.New(`tor's bridge line cannot carry ',', '=' or '\': percent-encode them`)
+			return errors.New("tor's bridge line cannot carry a comma, an equals sign or a backslash: percent-encode them")
 		}
 		return nil
 	})

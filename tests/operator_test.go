@@ -53,14 +53,17 @@ func TestSmethodErrorStaysUp(t *testing.T) {
 		{"url not ws", "websocket:url=http://192.0.2.1/", "",
 			"SMETHOD-ERROR websocket option url=http://192.0.2.1/: want ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH", "stdin"},
 		{"url with =", `websocket:url=wss://192.0.2.1/?k\=v`, "",
-			`SMETHOD-ERROR websocket option url=wss://192.0.2.1/?k=v: tor's bridge line cannot carry ',', '=' or '\\': percent-encode them`, "stdin"},
+			"SMETHOD-ERROR websocket option url=wss://192.0.2.1/?k=v: tor's bridge line cannot carry a comma, an equals sign or a backslash: percent-encode them", "stdin"},
+		{"no transport of ours", "", "obfs4", "SMETHODS DONE", "stdin"}, // tor asked for obfs4 only
 		{"port in use", "", busy.Addr().String(),
 			"SMETHOD-ERROR websocket listen tcp " + busy.Addr().String() + ": bind: address already in use", "stdin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			env := serverEnv(t, or, "TOR_PT_SERVER_TRANSPORT_OPTIONS="+tc.options)
-			if tc.bind != "" {
+			if tc.bind == "obfs4" {
+				env = append(env, "TOR_PT_SERVER_TRANSPORTS=obfs4", "TOR_PT_SERVER_BINDADDR=obfs4-127.0.0.1:0")
+			} else if tc.bind != "" {
 				env = append(env, "TOR_PT_SERVER_BINDADDR=websocket-"+tc.bind)
 			}
 			p := startProc(t, "websocket-server", env)
