@@ -34,25 +34,18 @@ const (
 // same names as keys of TOR_PT_SERVER_TRANSPORT_OPTIONS, applied over the flags.
 type options struct {
 	path             string
+	url              string // public URL, for the bridge line: SMETHOD ARGS:url=...
 	tlsCert, tlsKey  string
 	trusted          cidrs
 	base64           bool
 	maxConns         int
 	handshakeTimeout time.Duration
 	maxMessage       int
-	url              string // public URL, for the bridge line: SMETHOD ARGS:url=...
 }
 
 // register defines the option flags in fs, with o's current values as defaults.
 func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.path, "path", o.path, "serve WebSocket only at this URL `path`; 404 elsewhere")
-	fs.StringVar(&o.tlsCert, "tls-cert", o.tlsCert, "serve wss: certificate chain `file` (PEM)")
-	fs.StringVar(&o.tlsKey, "tls-key", o.tlsKey, "serve wss: private key `file` (PEM)")
-	fs.Var(&o.trusted, "trusted-proxy", "`CIDR[,CIDR]` of reverse proxies whose X-Forwarded-For is believed")
-	fs.BoolVar(&o.base64, "base64", o.base64, "accept the base64 subprotocol")
-	fs.IntVar(&o.maxConns, "max-conns", o.maxConns, "at most `N` WebSocket connections at once (0: no limit)")
-	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", o.handshakeTimeout, "time allowed for TLS and HTTP handshakes")
-	fs.IntVar(&o.maxMessage, "max-message", o.maxMessage, "largest received message in `bytes` (0: 1 MiB)")
 	fs.Func("url", "public `URL` (ws:// or wss://) for the bridge line tor writes", func(v string) error {
 		o.url = v
 		if _, err := ws.ParseURL(v); err != nil {
@@ -62,6 +55,13 @@ func (o *options) register(fs *flag.FlagSet) {
 		}
 		return nil
 	})
+	fs.StringVar(&o.tlsCert, "tls-cert", o.tlsCert, "serve wss: certificate chain `file` (PEM)")
+	fs.StringVar(&o.tlsKey, "tls-key", o.tlsKey, "serve wss: private key `file` (PEM)")
+	fs.Var(&o.trusted, "trusted-proxy", "`CIDR[,CIDR]` of reverse proxies whose X-Forwarded-For is believed")
+	fs.BoolVar(&o.base64, "base64", o.base64, "accept the base64 subprotocol")
+	fs.IntVar(&o.maxConns, "max-conns", o.maxConns, "at most `N` WebSocket connections at once (0: no limit)")
+	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", o.handshakeTimeout, "time allowed for TLS and HTTP handshakes")
+	fs.IntVar(&o.maxMessage, "max-message", o.maxMessage, "largest received message in `bytes` (0: 1 MiB)")
 }
 
 // cidrs is a flag.Value: a comma-separated list of CIDR prefixes.
