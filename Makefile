@@ -33,8 +33,10 @@ test:
 # Tests against real peers (tor, Chromium, nginx, HAProxy, node ws, websockify), installed first
 # by tests/install-deps.sh. Root: they run in a network namespace of their own with only a
 # loopback interface. Ends with one line "interop: N passed, N failed" (tests and subtests).
+# First, the systemd unit and AppArmor rule that doc/ ships are checked (tests/verify-configs.sh).
 interop:
 	bash tests/install-deps.sh
+	bash tests/verify-configs.sh
 	@log=$$(mktemp); \
 	{ unshare -n sh -c 'ip link set lo up && exec $(GO) test -tags interop -v -count=1 -timeout 20m ./tests/' 2>&1; \
 	  echo $$? >"$$log.rc"; } | tee "$$log"; \

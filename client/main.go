@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -110,7 +111,7 @@ func run() int {
 		out.Cmethod(methodName, "socks5", ln.Addr())
 		out.CmethodsDone()
 	}
-	c.log.Noticef("websocket-client %s listening for SOCKS on %s", version, ln.Addr())
+	c.log.Listening("websocket-client "+version+" (SOCKS)", ln)
 	go c.acceptLoop(ln)
 	go func() {
 		for range time.Tick(time.Hour) {
@@ -217,6 +218,9 @@ func (c *client) connect(sc *pt.SocksConn) (*ws.Conn, error) {
 	wsConn, err := ws.Client(conn, u, &b.opt)
 	if err != nil {
 		conn.Close()
+		if se := (*ws.StatusError)(nil); errors.As(err, &se) && se.Code == 400 && u.Scheme == "ws" {
+			err = fmt.Errorf("%w (a TLS port? is the URL wss://?)", err) // Go, nginx: 400 to plain HTTP
+		}
 		return nil, fmt.Errorf("WebSocket handshake: %w", err)
 	}
 	return wsConn, nil
@@ -226,12 +230,24 @@ func (c *client) connect(sc *pt.SocksConn) (*ws.Conn, error) {
 // logger scrubs addresses, not names, and the name of a bridge or front gives the bridge away.
 func unnamed(err error) string {
 	var dnsErr *net.DNSError
+	var nameErr x509.HostnameError
+	var caErr x509.UnknownAuthorityError
+	var dateErr x509.CertificateInvalidError
 	var certErr *tls.CertificateVerificationError
+	var recordErr tls.RecordHeaderError
 	switch {
 	case errors.As(err, &dnsErr):
 		return "resolving a host name: " + dnsErr.Err
+	case errors.As(err, &nameErr):
+		return "TLS: the bridge's certificate is not valid for the url= host (check url=, or set front= to a name the certificate holds)"
+	case errors.As(err, &caErr):
+		return "TLS: no trusted CA signed the bridge's certificate (self-signed? or a TLS-intercepting proxy on the way?)"
+	case errors.As(err, &dateErr) && dateErr.Reason == x509.Expired:
+		return "TLS: the bridge's certificate has expired or is not valid yet (check its dates and this computer's clock)"
 	case errors.As(err, &certErr):
-		return fmt.Sprintf("TLS: certificate not accepted (%T)", certErr.Err)
+		return "TLS: the bridge's certificate is not accepted (check its chain of CAs)"
+	case errors.As(err, &recordErr):
+		return "TLS: the bridge answered without TLS (a plain port? is the URL ws://?)"
 	}
 	return err.Error()
 }
@@ -244,9 +260,9 @@ func parseBridge(args pt.Args, d bridge) (bridge, error) {
 		}
 		switch v := vs[0]; k {
 		case "url":
-			u, err := url.Parse(v)
-			if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.User != nil || u.Fragment != "" {
-				return d, errors.New("bad url argument: want ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH")
+			u, err := ws.ParseURL(v)
+			if err != nil {
+				return d, fmt.Errorf("bad url argument: %w", err)
 			}
 			d.url = u
 		case "front":

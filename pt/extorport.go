@@ -77,6 +77,13 @@ func dialTor(info *ServerInfo, addr *net.TCPAddr, timeout time.Duration) (*net.T
 	return conn.(*net.TCPConn), nil // always, for "tcp"
 }
 
+// CheckAuthCookie reads an Extended ORPort cookie file as DialOr does, so that a program can
+// tell at start that the file is missing, unreadable or malformed; the error names the file.
+func CheckAuthCookie(path string) error {
+	_, err := readAuthCookie(path)
+	return err
+}
+
 // readAuthCookie reads the cookie from a cookie file: the 32-byte header, then the 32-byte
 // cookie, 64 bytes in all.
 func readAuthCookie(path string) ([]byte, error) {

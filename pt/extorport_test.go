@@ -276,14 +276,31 @@ func TestDialOrBadCookieFile(t *testing.T) {
 		if _, err := DialOr(&ServerInfo{ExtendedOrAddr: addr, AuthCookieFile: path}, "", "websocket"); err == nil {
 			t.Errorf("%s cookie file accepted", name)
 		}
+		if err := CheckAuthCookie(path); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("CheckAuthCookie, %s cookie file: %v; want an error naming the file", name, err)
+		}
 	}
-	if _, err := DialOr(&ServerInfo{ExtendedOrAddr: addr, AuthCookieFile: filepath.Join(dir, "missing")}, "", "websocket"); !errors.Is(err, os.ErrNotExist) {
+	missing := filepath.Join(dir, "missing")
+	if _, err := DialOr(&ServerInfo{ExtendedOrAddr: addr, AuthCookieFile: missing}, "", "websocket"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing cookie file: %v", err)
+	}
+	if err := CheckAuthCookie(missing); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("CheckAuthCookie, missing cookie file: %v; want ErrNotExist naming the file", err)
 	}
 	select {
 	case err := <-torResult:
 		t.Fatal(err)
 	default:
+	}
+}
+
+func TestCheckAuthCookie(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cookie")
+	if err := os.WriteFile(path, []byte(extOrCookieHeader+strings.Repeat("c", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckAuthCookie(path); err != nil {
+		t.Errorf("a good cookie file: %v", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"regexp"
 	"slices"
@@ -90,7 +91,10 @@ func OpenLogger(out *Output, file, minLevel string, unsafe, managed bool) (*Logg
 	return NewLogger(out, w, minLevel, unsafe)
 }
 
-func (l *Logger) logf(level string, format string, a ...any) {
+func (l *Logger) logf(level string, format string, a ...any) { l.log(level, "", format, a...) }
+
+// log is logf with kept appended to the message after scrubbing.
+func (l *Logger) log(level, kept, format string, a ...any) {
 	if levelIndex(level) > l.limit {
 		return
 	}
@@ -98,6 +102,7 @@ func (l *Logger) logf(level string, format string, a ...any) {
 	if !l.unsafe {
 		msg = scrub(msg)
 	}
+	msg += kept
 	if l.w == nil {
 		l.out.Log(level, msg)
 		return
@@ -114,6 +119,13 @@ func (l *Logger) Warnf(format string, a ...any)   { l.logf("warning", format, a.
 func (l *Logger) Noticef(format string, a ...any) { l.logf("notice", format, a...) }
 func (l *Logger) Infof(format string, a ...any)   { l.logf("info", format, a...) }
 func (l *Logger) Debugf(format string, a ...any)  { l.logf("debug", format, a...) }
+
+// Listening logs "prefix listening on ADDRESS" at notice level with ln's address never scrubbed:
+// it is the program's own, which the operator chose and needs to see. It takes a listener, not
+// an address, so that no peer's address can be passed.
+func (l *Logger) Listening(prefix string, ln net.Listener) {
+	l.log("notice", " listening on "+ln.Addr().String(), "%s", prefix)
+}
 
 // addrToken matches a run of hex digits, dots and colons holding at least one dot or colon,
 // with an optional IPv6 zone and an optional "]" and port: every textual IPv4 or IPv6 address,

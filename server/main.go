@@ -34,6 +34,7 @@ const (
 // same names as keys of TOR_PT_SERVER_TRANSPORT_OPTIONS, applied over the flags.
 type options struct {
 	path             string
+	url              string // public URL, for the bridge line: SMETHOD ARGS:url=...
 	tlsCert, tlsKey  string
 	trusted          cidrs
 	base64           bool
@@ -47,6 +48,15 @@ type options struct {
 // register defines the option flags in fs, with o's current values as defaults.
 func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.path, "path", o.path, "serve WebSocket only at this URL `path`; 404 elsewhere")
+	fs.Func("url", "public `URL` (ws:// or wss://) for the bridge line tor writes", func(v string) error {
+		o.url = v
+		if _, err := ws.ParseURL(v); err != nil {
+			return err
+		} else if strings.ContainsAny(v, `,=\`) { // tor writes ARGS with escapes kept, ',' as ' '
+			return errors.New("tor's bridge line cannot carry a comma, an equals sign or a backslash: percent-encode them")
+		}
+		return nil
+	})
 	fs.StringVar(&o.tlsCert, "tls-cert", o.tlsCert, "serve wss: certificate chain `file` (PEM)")
 	fs.StringVar(&o.tlsKey, "tls-key", o.tlsKey, "serve wss: private key `file` (PEM)")
 	fs.Var(&o.trusted, "trusted-proxy", "`CIDR[,CIDR]` of reverse proxies whose X-Forwarded-For is believed")
@@ -151,6 +161,12 @@ func run() int {
 				}
 			}
 		}
+		if *cookie != "" {
+			if err := pt.CheckAuthCookie(*cookie); err != nil {
+				logger.Errorf("%v", err)
+				return 1 // standalone: a fatal setup error (nothing restarts us in a loop)
+			}
+		}
 	}
 	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose, managed)
 	st := &pt.Stats{}
@@ -160,7 +176,7 @@ func run() int {
 	}
 	var servers []*http.Server
 	for _, ba := range info.Bindaddrs {
-		srv, addr, err := listen(info, ba, base, logger, st)
+		srv, addr, args, err := listen(info, ba, base, logger, st)
 		if err != nil {
 			logger.Errorf("%v", err)
 			if managed {
@@ -169,17 +185,17 @@ func run() int {
 			continue
 		}
 		if managed {
-			out.Smethod(ba.MethodName, addr, nil)
+			out.Smethod(ba.MethodName, addr, args)
 		}
 		servers = append(servers, srv)
 	}
 	if managed {
 		out.SmethodsDone()
 	}
-	if failed := len(info.Bindaddrs) - len(servers); failed > 0 && (!managed || len(servers) == 0) {
+	// In managed mode, even with no listener, wait for tor to end the transport: exiting would
+	// make tor start it again every second. Standalone, nothing restarts it in a loop.
+	if len(servers) < len(info.Bindaddrs) && !managed {
 		return 1
-	} else if len(servers) == 0 {
-		return 0 // tor asked for no transport we have
 	}
 	go func() {
 		for range time.Tick(summaryEvery) {
@@ -195,8 +211,9 @@ func run() int {
 	return 0
 }
 
-// listen applies ba's options over base, opens the listener and serves it in a goroutine.
-func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger, st *pt.Stats) (*http.Server, net.Addr, error) {
+// listen applies ba's options over base, opens the listener and serves it in a goroutine. It
+// returns the arguments for the SMETHOD line.
+func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger, st *pt.Stats) (*http.Server, net.Addr, pt.Args, error) {
 	s := &server{info: info, opt: base, log: logger, stats: st, orErr: logger.Limited(time.Minute)}
 	ofs := flag.NewFlagSet("", flag.ContinueOnError)
 	ofs.SetOutput(io.Discard)
@@ -204,31 +221,34 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger
 	for k, vs := range ba.Options {
 		for _, v := range vs {
 			if ofs.Lookup(k) == nil {
-				return nil, nil, fmt.Errorf("unknown option %s", pt.SafeName(k))
+				return nil, nil, nil, fmt.Errorf("unknown option %s", pt.SafeName(k))
 			} else if err := ofs.Set(k, v); err != nil {
-				return nil, nil, fmt.Errorf("option %s=%s: %v", k, v, err)
+				return nil, nil, nil, fmt.Errorf("option %s=%s: %v", k, v, err)
 			}
 		}
 	}
 	switch {
 	case (s.opt.tlsCert == "") != (s.opt.tlsKey == ""):
-		return nil, nil, errors.New("tls-cert and tls-key go together")
+		return nil, nil, nil, errors.New("tls-cert and tls-key go together")
 	case s.opt.handshakeTimeout <= 0:
-		return nil, nil, errors.New("handshake-timeout must be positive")
+		return nil, nil, nil, errors.New("handshake-timeout must be positive")
 	case s.opt.stallTimeout < 0 || s.opt.halfClose < 0:
-		return nil, nil, errors.New("stall-timeout and half-close-timeout may not be negative")
+		return nil, nil, nil, errors.New("stall-timeout and half-close-timeout may not be negative")
 	}
 	var tlsConfig *tls.Config
 	if s.opt.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(s.opt.tlsCert, s.opt.tlsKey)
+		cert, err := tls.LoadX509KeyPair(s.opt.tlsCert, s.opt.tlsKey) // errors name a file it cannot read
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, fmt.Errorf("tls-cert %s, tls-key %s: %v", s.opt.tlsCert, s.opt.tlsKey, err)
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
 	}
 	ln, err := net.Listen("tcp", ba.Addr.String())
+	if errors.Is(err, os.ErrPermission) {
+		err = fmt.Errorf("%v (a port below 1024 needs a privilege that tor's transports lack: see BRIDGE.md)", err)
+	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ln = pt.StallListener(ln, s.opt.stallTimeout) // under TLS: a timed-out TLS write cannot go on
 	if tlsConfig != nil {
@@ -243,8 +263,12 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){}, // no HTTP/2
 	}
 	go srv.Serve(ln)
-	logger.Noticef("websocket-server %s listening on %s", version, ln.Addr())
-	return srv, ln.Addr(), nil
+	logger.Listening("websocket-server "+version, ln)
+	var args pt.Args
+	if s.opt.url != "" {
+		args = pt.Args{"url": {s.opt.url}}
+	}
+	return srv, ln.Addr(), args, nil
 }
 
 // logWriter sends net/http's error log through our (scrubbing) logger.

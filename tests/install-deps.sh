@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
-pkgs="tor haproxy nginx-light websockify chromium iproute2 util-linux"
+pkgs="tor haproxy nginx-light websockify chromium iproute2 util-linux systemd apparmor"
 missing=$(for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ]; then
 	apt-get update -qq

@@ -45,14 +45,15 @@ func startClient(t *testing.T, env []string, args ...string) (string, *child) {
 }
 
 // startProgram runs one of our programs with debug logs on a free port. At
-// the end of the test it checks that no address reached the logs.
+// the end of the test it checks that no address but its own listener's
+// reached the logs.
 func startProgram(t *testing.T, name string, env, args []string) (string, *child) {
 	t.Helper()
 	addr := closedAddr(t)
 	p := startChild(t, env, program(name), append([]string{"-listen", addr, "-log-level", "debug"}, args...)...)
 	t.Cleanup(func() {
 		p.Stop()
-		if out := p.Output(); strings.Contains(out, "127.0.0.") || strings.Contains(out, "[::1]") {
+		if out := ownAddr.ReplaceAllString(p.Output(), ""); strings.Contains(out, "127.0.0.") || strings.Contains(out, "[::1]") {
 			t.Errorf("an address appears in the logs of %s (its output follows)", name)
 		}
 	})
@@ -285,6 +286,19 @@ func TestInteropNginx(t *testing.T) {
 	if os.Geteuid() == 0 {
 		user = "user root;" // workers must read the files in our 0700 temp dir
 	}
+	// The server block is doc/nginx-websocket.conf, the one in BRIDGE.md, with two changes for
+	// the X-Forwarded-For check: proxy_bind added, and the access log (below) left on.
+	site := fillTemplate(t, "../doc/nginx-websocket.conf", map[string]string{"LISTEN": nginxAddr,
+		"HOST": name, "CERT": cert, "KEY": key, "PATH": "/secret-path", "BACKEND": srvAddr})
+	for _, edit := range [][2]string{
+		{"\tproxy_http_version 1.1;\n", "\tproxy_http_version 1.1;\n\t\tproxy_bind 127.0.0.2;\n"},
+		{"\taccess_log off;\n", ""},
+	} {
+		if strings.Count(site, edit[0]) != 1 {
+			t.Fatalf("doc/nginx-websocket.conf has no single line %q", edit[0])
+		}
+		site = strings.Replace(site, edit[0], edit[1], 1)
+	}
 	conf := fmt.Sprintf(`%s
 worker_processes 1;
 events { worker_connections 64; }
@@ -296,26 +310,8 @@ http {
 	fastcgi_temp_path %[2]s/fastcgi;
 	uwsgi_temp_path %[2]s/uwsgi;
 	scgi_temp_path %[2]s/scgi;
-	server {
-		listen %[3]s ssl;
-		server_name %[4]s;
-		ssl_certificate %[5]s;
-		ssl_certificate_key %[6]s;
-		location /secret-path {
-			proxy_pass http://%[7]s;
-			proxy_bind 127.0.0.2;
-			proxy_http_version 1.1;
-			proxy_set_header Upgrade $http_upgrade;
-			proxy_set_header Connection "upgrade";
-			proxy_set_header Host $host;
-			proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-			proxy_read_timeout 1h;
-			proxy_buffering off;
-		}
-		location / { return 404; }
-	}
-}
-`, user, dir, nginxAddr, name, cert, key, srvAddr)
+%[3]s}
+`, user, dir, site)
 	confFile := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -380,9 +376,11 @@ http {
 		t.Logf("forged X-Forwarded-For from an untrusted peer ignored: USERADDR %q", s.userAddr)
 	})
 
+	t.Run("selftest-recipe", func(t *testing.T) { nginxSelftest(t, nginxAddr, name, cert) })
+
 	t.Run("other-paths-404", func(t *testing.T) {
-		// /elsewhere is nginx's 404; /secret-path/x and /secret-pathx reach
-		// websocket-server (nginx's prefix match), whose -path refuses them.
+		// Only /secret-path itself goes to websocket-server (an exact
+		// location): everything else is nginx's ordinary 404.
 		for _, path := range []string{"/elsewhere", "/secret-path/x", "/secret-pathx"} {
 			status, body := upgradeStatus(t, nginxAddr, name, cert, path)
 			if status != http.StatusNotFound {
@@ -395,6 +393,24 @@ http {
 			t.Errorf("/secret-path: status %d, want 101", status)
 		}
 	})
+}
+
+// nginxSelftest runs doc/bridge-selftest.sh, BRIDGE.md's reachability recipe, against the
+// nginx of TestInteropNginx: it must pass for the secret path and fail for another.
+func nginxSelftest(t *testing.T, nginxAddr, name, cert string) {
+	for _, tc := range []struct {
+		path string
+		ok   bool
+	}{{"/secret-path", true}, {"/other-path", false}} {
+		url := "wss://" + name + ":" + port(nginxAddr) + tc.path
+		cmd := exec.Command("sh", "../doc/bridge-selftest.sh", url, nginxAddr)
+		cmd.Env = append(os.Environ(), "CURL_CA_BUNDLE="+cert)
+		out, err := cmd.CombinedOutput()
+		if (err == nil) != tc.ok || !strings.HasPrefix(string(out), map[bool]string{true: "OK:", false: "FAIL:"}[tc.ok]) {
+			t.Errorf("bridge-selftest.sh %s %s: %v\n%s", url, nginxAddr, err, out)
+		}
+		t.Logf("bridge-selftest.sh %s %s: %s", url, nginxAddr, firstLine(string(out)))
+	}
 }
 
 // socksOK asks websocket-client's SOCKS server at sock for target and

@@ -47,3 +47,20 @@ func Example() {
 	// "Hello" <nil>
 	// <nil>
 }
+
+// ParseURL checks a bridge's URL as both programs do: ws or wss, a host, no user information
+// or fragment. Its error does not repeat the URL.
+func ExampleParseURL() {
+	for _, s := range []string{"wss://bridge.example/secret-path", "https://bridge.example/", "wss://user@bridge.example/"} {
+		u, err := ws.ParseURL(s)
+		if err != nil {
+			fmt.Println("error:", err)
+			continue
+		}
+		fmt.Println(u.Scheme, u.Host, u.Path)
+	}
+	// Output:
+	// wss bridge.example /secret-path
+	// error: want ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH
+	// error: want ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH
+}

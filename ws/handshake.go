@@ -184,13 +184,34 @@ func (l *headLimit) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// ParseURL parses s as a WebSocket URL (RFC 6455 section 3): scheme ws or wss, a host, and
+// neither user information nor a fragment, which the ws-URI grammar has no place for. The
+// error does not repeat s, which may name a bridge.
+func ParseURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return nil, errors.New("want ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH")
+	}
+	return u, nil
+}
+
+// A StatusError is a server's answer to the opening handshake with a status other than 101.
+type StatusError struct {
+	Code   int    // such as 404
+	Status string // such as "404 Not Found"
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("websocket: handshake refused: status %q", e.Status)
+}
+
 // Client runs the opening handshake over conn (already connected; TLS or
 // proxy is the caller's) for the ws:// or wss:// URL u (Host header from
 // u.Host, request target from u.RequestURI()). It fails on any status but
-// 101 (no redirects), a wrong Sec-WebSocket-Accept, missing Upgrade or
-// Connection, an unoffered protocol or any extension. The handshake
-// timeout bounds the whole exchange; deadlines are cleared after. On error
-// the caller closes conn.
+// 101 (a *StatusError; no redirects), a wrong Sec-WebSocket-Accept,
+// missing Upgrade or Connection, an unoffered protocol or any extension.
+// The handshake timeout bounds the whole exchange; deadlines are cleared
+// after. On error the caller closes conn.
 func Client(conn net.Conn, u *url.URL, opt *Options) (*Conn, error) {
 	o := opt.get()
 	var k [16]byte
@@ -257,7 +278,7 @@ func readResponse(br *bufio.Reader, key string, offered bool) (bool, error) {
 	proto := h.Values("Sec-WebSocket-Protocol")
 	switch {
 	case resp.StatusCode != http.StatusSwitchingProtocols:
-		return false, fmt.Errorf("websocket: handshake refused: status %q", resp.Status)
+		return false, &StatusError{Code: resp.StatusCode, Status: resp.Status}
 	case !hasToken(h, "Upgrade", "websocket", strings.EqualFold):
 		return false, errors.New("websocket: response lacks Upgrade: websocket")
 	case !hasToken(h, "Connection", "upgrade", strings.EqualFold):

@@ -302,6 +302,10 @@ func TestClientFailures(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.errPart) {
 				t.Fatalf("err %v, want one with %q", err, tc.errPart)
 			}
+			var se *StatusError
+			if isStatus := errors.As(err, &se); isStatus != (tc.name == "302 not followed") || isStatus && (se.Code != 302 || se.Status != "302 Found") {
+				t.Errorf("err %#v: a StatusError for the 302 answer only", err)
+			}
 			r := <-requests
 			if r.Host != addr || r.RequestURI != "/path?q=1" || r.Header.Get("User-Agent") != "test/1" ||
 				len(r.Header.Values("Sec-WebSocket-Protocol")) != 1 || r.Header.Get("Sec-WebSocket-Protocol") != "base64" || r.Header.Get("Sec-WebSocket-Version") != "13" {
