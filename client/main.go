@@ -41,6 +41,7 @@ type client struct {
 	log      *pt.Logger
 	status   *pt.Output // managed mode: summaries go to tor too
 	stats    pt.Stats
+	flash    *flash
 }
 
 func main() { os.Exit(run()) }
@@ -54,12 +55,15 @@ func run() int {
 	arg("front", "TLS server `name` (SNI) to send instead of the URL's host")
 	arg("protocol", "offer the `base64` subprotocol")
 	proxy := fs.String("proxy", "", "outgoing proxy `URL`: socks5://, socks4a:// or http:// (standalone mode)")
+	f := &flash{}
+	f.flags(fs)
 	lf, code, done := pt.CommandLine(fs, os.Args[1:], version)
 	if done {
 		return code
 	}
 	usage := func(err error) int { fmt.Fprintln(os.Stderr, "websocket-client:", err); return 2 }
-	c := &client{dialer: &pt.Dialer{Timeout: connectTimeout}}
+	c := &client{dialer: &pt.Dialer{Timeout: connectTimeout}, flash: f}
+	f.c = c
 	managed := pt.Managed(os.Getenv)
 	out := pt.NewOutput(os.Stdout)
 	var err error
@@ -75,7 +79,7 @@ func run() int {
 	}
 	info := &pt.ClientInfo{}
 	if managed {
-		if info, err = pt.ClientSetup(out, os.Getenv, []string{methodName}); err != nil {
+		if info, err = pt.ClientSetup(out, os.Getenv, []string{methodName, flashName}); err != nil {
 			return 1
 		}
 		*c.dialer = pt.Dialer{ProxyURL: info.ProxyURL, OutboundV4: info.OutboundV4,
@@ -91,29 +95,50 @@ func run() int {
 		}
 		*listen = "127.0.0.1:0" // loopback only, and only IPv4: tor warns about duplicates
 	}
+	names := []string{methodName} // standalone: one method, flashproxy if -flashproxy-listen is given
+	if managed {
+		names = info.MethodNames
+	} else if len(f.listens) > 0 {
+		names = []string{flashName}
+	}
 	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose, managed)
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		if managed {
-			out.CmethodError(methodName, err.Error())
-			out.CmethodsDone()
+	var lns []net.Listener
+	for _, name := range names {
+		var ln net.Listener
+		if name == flashName {
+			ln, err = f.start(*listen)
+		} else {
+			ln, err = net.Listen("tcp", *listen)
 		}
-		c.log.Errorf("listening: %v", err)
-		return 1
+		if err != nil {
+			if managed {
+				out.CmethodError(name, err.Error())
+			}
+			c.log.Errorf("%s: listening: %v", name, err)
+			continue
+		}
+		if managed {
+			out.Cmethod(name, "socks5", ln.Addr())
+		}
+		c.log.Noticef("websocket-client %s listening for SOCKS (%s) on %s", version, name, ln.Addr())
+		go c.acceptLoop(ln)
+		lns = append(lns, ln)
 	}
 	if managed {
-		out.Cmethod(methodName, "socks5", ln.Addr())
 		out.CmethodsDone()
 	}
-	c.log.Noticef("websocket-client %s listening for SOCKS on %s", version, ln.Addr())
-	go c.acceptLoop(ln)
+	if len(lns) < len(names) && (!managed || len(lns) == 0) {
+		return 1
+	}
 	go func() {
 		for range time.Tick(time.Hour) {
 			c.stats.Report(c.log, c.status, methodName)
 		}
 	}()
 	<-term.Stop()
-	ln.Close()
+	for _, ln := range lns {
+		ln.Close()
+	}
 	term.Drain(&c.stats.Active)
 	c.stats.Report(c.log, c.status, methodName)
 	return 0
@@ -177,9 +202,12 @@ func (c *client) tunnel(sc *pt.SocksConn, wsConn *ws.Conn) bool {
 	return true
 }
 
-// connect dials the SOCKS target (the Bridge line's address, never the URL's host, which is
+// connect pairs a flashproxy request with a proxy, or dials the SOCKS target (the Bridge line's address, never the URL's host, which is
 // not resolved at all) and runs TLS for wss and then the WebSocket handshake.
 func (c *client) connect(sc *pt.SocksConn) (*ws.Conn, error) {
+	if s, ok := sc.Conn.(*flashSocks); ok {
+		return c.flash.pair(s)
+	}
 	b, err := parseBridge(sc.Args, c.defaults)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"regexp"
 	"slices"
@@ -114,6 +115,17 @@ func (l *Logger) Warnf(format string, a ...any)   { l.logf("warning", format, a.
 func (l *Logger) Noticef(format string, a ...any) { l.logf("notice", format, a...) }
 func (l *Logger) Infof(format string, a ...any)   { l.logf("info", format, a...) }
 func (l *Logger) Debugf(format string, a ...any)  { l.logf("debug", format, a...) }
+
+// HTTPErrorLog returns a *log.Logger for an http.Server's ErrorLog: each message goes to l at
+// debug level, scrubbed (net/http's messages carry client addresses).
+func (l *Logger) HTTPErrorLog() *log.Logger { return log.New(debugWriter{l}, "", 0) }
+
+type debugWriter struct{ l *Logger }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	w.l.Debugf("http: %s", strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // addrToken matches a run of hex digits, dots and colons holding at least one dot or colon,
 // with an optional IPv6 zone and an optional "]" and port: every textual IPv4 or IPv6 address,
