@@ -1,0 +1,176 @@
+//go:build interop
+
+package tests
+
+// The whole flash-proxy system (issue 11) with real tor and a real browser: a tor client whose
+// bridge is "flashproxy 0.0.1.0:1" runs websocket-client, headless Chromium runs
+// proxy/proxy.html, and the bridge of the private Tor network runs websocket-server.
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestInteropFlashProxy bootstraps a tor client to 100 % through Chromium running the proxy page
+// and fetches the test file intact: once with client= and relay= in the page's address (loaded
+// from file://, binary), once with the page polling a facilitator (served over HTTP, base64) to
+// which websocket-client registered with -register.
+func TestInteropFlashProxy(t *testing.T) {
+	if !torInNetns(t) {
+		return
+	}
+	chromium := lookPath(t, "chromium")
+	logs := t.TempDir()
+	torDumpOnFailure(t, logs)
+	ptPort := torFreePort(t)
+	tn := torStartNetwork(t,
+		fmt.Sprintf("ServerTransportPlugin websocket exec %s -log-level info", program("websocket-server")),
+		fmt.Sprintf("ServerTransportListenAddr websocket 127.0.0.1:%d", ptPort))
+	registered := fmt.Sprintf("Registered server transport 'websocket' at '127.0.0.1:%d'", ptPort)
+	if !torWaitFor(20*time.Second, func() bool { return torCount(tn.bridge.noticeLog(), registered) > 0 }) {
+		t.Fatalf("the bridge did not log %q", registered)
+	}
+	relay := fmt.Sprintf("127.0.0.1:%d", ptPort)
+	cdp, _ := startChromium(t, chromium)
+	pageDir, err := filepath.Abs("../proxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("direct", func(t *testing.T) {
+		proxyPort := torFreePort(t)
+		page := (&url.URL{Scheme: "file", Path: filepath.Join(pageDir, "proxy.html"),
+			RawQuery: fmt.Sprintf("client=127.0.0.1:%d&relay=%s&debug", proxyPort, relay)}).String()
+		session := cdp.open(t, page)
+		flashTorClient(t, tn, cdp, session, "direct", fmt.Sprintf("-flashproxy-listen 127.0.0.1:%d", proxyPort))
+	})
+
+	t.Run("facilitator", func(t *testing.T) {
+		fac := newTestFacilitator(t, relay)
+		static := listen(t)
+		hs := &http.Server{Handler: http.FileServer(http.Dir(pageDir))}
+		go hs.Serve(static)
+		t.Cleanup(func() { hs.Close() })
+		page := fmt.Sprintf("http://%s/proxy.html?facilitator=%s&base64&debug", static.Addr(),
+			url.QueryEscape(fac.url+"/"))
+		session := cdp.open(t, page)
+		proxyPort := torFreePort(t)
+		flashTorClient(t, tn, cdp, session, "facilitator",
+			fmt.Sprintf("-flashproxy-listen 127.0.0.1:%d -register %s/register", proxyPort, fac.url))
+		want := fmt.Sprintf("client=%%3A%d&client-transport=websocket", proxyPort)
+		if bodies := fac.registrations(); len(bodies) == 0 || bodies[0] != want {
+			t.Errorf("registrations %q, want the first to be %q", bodies, want)
+		} else {
+			t.Logf("the facilitator received %d registration(s), the first %q; it handed out %d", len(bodies), bodies[0], fac.handedOut())
+		}
+	})
+}
+
+// flashTorClient starts a tor client whose bridge is reached through the proxy page open in
+// session, waits for Bootstrapped 100 %, fetches the test file and checks the page's badge.
+func flashTorClient(t *testing.T, tn *torNetwork, cdp *cdpConn, session, name, ptArgs string) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			var log string
+			cdp.eval(t, session, "document.getElementById('badge').textContent + '\\n' + document.getElementById('log').textContent", &log)
+			t.Logf("the proxy page shows:\n%s", tail(log, 4000))
+		}
+	})
+	client := program("websocket-client")
+	c := tn.torStartClient(t, name, "UseBridges 1",
+		fmt.Sprintf("ClientTransportPlugin flashproxy exec %s -log-level info %s", client, ptArgs),
+		"Bridge flashproxy 0.0.1.0:1")
+	t.Logf("%s: tor bootstrapped to 100%% through the browser proxy in %.1f s", name, c.bootstrap.Seconds())
+	start := time.Now()
+	n, sum, err := torFetch(c.socksPort, name, tn.file, nil)
+	if err != nil || n != int64(tn.file.size) || sum != tn.file.sum {
+		t.Fatalf("fetch through tor: %d bytes, SHA-256 %s, error %v; want %d bytes, SHA-256 %s",
+			n, sum, err, tn.file.size, tn.file.sum)
+	}
+	t.Logf("%s: fetched %d bytes in %.1f s, SHA-256 %s matches", name, n, time.Since(start).Seconds(), sum)
+	var badge struct {
+		State, Text string
+		Bytes       int64
+	}
+	cdp.eval(t, session, `(function () { var b = document.getElementById("badge");
+		return {State: b.className, Text: b.textContent, Bytes: +b.getAttribute("data-bytes")}; })()`, &badge)
+	if badge.State != "active" || badge.Bytes < int64(tn.file.size) {
+		t.Errorf("the page's badge: %+v, want active with at least the file's %d bytes", badge, tn.file.size)
+	}
+	t.Logf("%s: the page's badge says %q", name, badge.Text)
+	if torCount(c.infoLog(), "Successfully registered transport flashproxy") == 0 {
+		t.Error(`the client's tor did not log "Successfully registered transport flashproxy"`)
+	}
+	torCheckTransport(t, c.infoLog(), client)
+	c.proc.stop()
+}
+
+// testFacilitator is the facilitator of the flash-proxy system, reduced to what the test
+// needs: POST /register queues a client (an empty host means the request's address); GET
+// ?r=1&transport=websocket hands the oldest one to a proxy, with the relay, and check-back-in.
+type testFacilitator struct {
+	url   string
+	mu    sync.Mutex
+	regs  []string // request bodies
+	queue []string // client HOST:PORT
+	given int
+}
+
+func newTestFacilitator(t *testing.T, relay string) *testFacilitator {
+	f := &testFacilitator{}
+	ln := listen(t)
+	f.url = "http://" + ln.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		w.Header().Set("Access-Control-Allow-Origin", "*") // the page comes from another origin
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/register":
+			b, _ := io.ReadAll(io.LimitReader(r.Body, 1024))
+			f.regs = append(f.regs, string(b))
+			q, err := url.ParseQuery(string(b))
+			host, port, err2 := net.SplitHostPort(q.Get("client"))
+			if err != nil || err2 != nil || q.Get("client-transport") != "websocket" {
+				http.Error(w, "bad registration", http.StatusBadRequest)
+				return
+			}
+			if host == "" {
+				host, _, _ = net.SplitHostPort(r.RemoteAddr)
+			}
+			f.queue = append(f.queue, net.JoinHostPort(host, port))
+		case r.Method == http.MethodGet && r.URL.Query().Get("r") == "1" && r.URL.Query().Get("transport") == "websocket":
+			v := url.Values{"client": {""}, "relay": {relay}, "check-back-in": {"10"}}
+			if len(f.queue) > 0 {
+				v.Set("client", f.queue[0])
+				f.queue = f.queue[1:]
+				f.given++
+			}
+			io.WriteString(w, v.Encode())
+		default:
+			http.Error(w, "unknown request "+strings.ReplaceAll(r.URL.String(), "\n", " "), http.StatusBadRequest)
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return f
+}
+
+func (f *testFacilitator) registrations() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.regs...)
+}
+
+func (f *testFacilitator) handedOut() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.given
+}
