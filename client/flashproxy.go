@@ -160,17 +160,12 @@ func (f *flash) wait(p *proxy) {
 		n += m
 	}
 	p.pre = buf[:n]
-	f.mu.Lock()
-	i := slices.Index(f.proxies, p)
-	if i >= 0 {
-		f.proxies = slices.Delete(f.proxies, i, i+1)
-	}
-	f.mu.Unlock()
+	queued := dequeue(f, &f.proxies, p)
 	switch {
 	case n > f.maxPre:
 		p.err = fmt.Errorf("sent more than %d bytes before it was paired (-proxy-unpaired-bytes)", f.maxPre)
 		f.bound("a proxy %v", p.err)
-	case errors.Is(err, os.ErrDeadlineExceeded) && i < 0:
+	case errors.Is(err, os.ErrDeadlineExceeded) && !queued:
 		return // paired
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		p.err = fmt.Errorf("waited %v unpaired (-proxy-wait)", f.proxyWait)
@@ -179,7 +174,7 @@ func (f *flash) wait(p *proxy) {
 		p.err = fmt.Errorf("left before it was paired: %v", err)
 		f.c.log.Debugf("a proxy %v", p.err)
 	}
-	if i >= 0 {
+	if queued {
 		p.conn.Close()
 	}
 }
@@ -212,13 +207,7 @@ func (f *flash) pair(s *flashSocks) (*ws.Conn, error) {
 		select {
 		case p = <-ch:
 		case <-timeout.C:
-			f.mu.Lock()
-			i := slices.Index(f.requests, ch)
-			if i >= 0 {
-				f.requests = slices.Delete(f.requests, i, i+1)
-			}
-			f.mu.Unlock()
-			if i >= 0 {
+			if dequeue(f, &f.requests, ch) {
 				return nil, fmt.Errorf("no proxy came within %v (-socks-wait): %w", f.socksWait, os.ErrDeadlineExceeded)
 			}
 			p = <-ch // matched as time ran out
@@ -256,8 +245,6 @@ func (f *flash) registerLocked() {
 		}
 		if err != nil {
 			f.c.log.Warnf("registering with the facilitator: %v", err)
-		} else {
-			f.c.log.Infof("registered with the facilitator")
 		}
 	}()
 }
@@ -265,15 +252,22 @@ func (f *flash) registerLocked() {
 // bound logs a bound that was hit: at notice level at most once per boundLogInterval, since
 // anyone may connect, else at info level.
 func (f *flash) bound(format string, a ...any) {
+	logf := f.c.log.Infof
 	f.mu.Lock()
-	loud := time.Since(f.lastNotice) >= boundLogInterval
-	if loud {
-		f.lastNotice = time.Now()
+	if time.Since(f.lastNotice) >= boundLogInterval {
+		f.lastNotice, logf = time.Now(), f.c.log.Noticef
 	}
 	f.mu.Unlock()
-	if loud {
-		f.c.log.Noticef(format, a...)
-	} else {
-		f.c.log.Infof(format, a...)
+	logf(format, a...)
+}
+
+// dequeue removes v from *q, under f.mu, and reports whether it was there.
+func dequeue[T comparable](f *flash, q *[]T, v T) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.Index(*q, v)
+	if i >= 0 {
+		*q = slices.Delete(*q, i, i+1)
 	}
+	return i >= 0
 }

@@ -202,8 +202,9 @@ func (c *client) tunnel(sc *pt.SocksConn, wsConn *ws.Conn) bool {
 	return true
 }
 
-// connect pairs a flashproxy request with a proxy, or dials the SOCKS target (the Bridge line's address, never the URL's host, which is
-// not resolved at all) and runs TLS for wss and then the WebSocket handshake.
+// connect pairs a flashproxy request with a proxy, or dials the SOCKS target (the Bridge line's
+// address, never the URL's host, which is not resolved at all) and runs TLS for wss and then
+// the WebSocket handshake.
 func (c *client) connect(sc *pt.SocksConn) (*ws.Conn, error) {
 	if s, ok := sc.Conn.(*flashSocks); ok {
 		return c.flash.pair(s)
