@@ -123,7 +123,7 @@ func (l *Logger) HTTPErrorLog() *log.Logger { return log.New(debugWriter{l}, "",
 type debugWriter struct{ l *Logger }
 
 func (w debugWriter) Write(p []byte) (int, error) {
-	w.l.Debugf("http: %s", strings.TrimSpace(string(p)))
+	w.l.Debugf("%s", strings.TrimSpace(string(p))) // net/http starts its messages with "http: "
 	return len(p), nil
 }
 
