@@ -67,7 +67,7 @@ func (f *flash) flags(fs *flag.FlagSet) {
 // start listens for proxies, registers, and returns the SOCKS listener of the method.
 func (f *flash) start(socks string) (net.Listener, error) {
 	if f.maxWaiting < 1 || f.maxPre < 0 || f.proxyWait <= 0 || f.socksWait <= 0 {
-		return nil, errors.New("flashproxy bounds must be positive")
+		return nil, errors.New("-max-waiting-proxies, -proxy-wait and -socks-wait must be positive, -proxy-unpaired-bytes not negative")
 	}
 	if len(f.listens) == 0 {
 		f.listens = []string{":9000"}

@@ -183,6 +183,7 @@ func TestFlashProxyFIFO(t *testing.T) {
 			readExactly(t, c, []byte{'A' + byte(i)})
 			c.Write([]byte{'a' + byte(i)})
 			readExactly(t, pcs[i], []byte{'a' + byte(i)})
+			c.Close() // tor's end first: the proxy's Close is then answered at once
 		}
 	})
 	t.Run("proxies first", func(t *testing.T) {
@@ -201,6 +202,7 @@ func TestFlashProxyFIFO(t *testing.T) {
 			readExactly(t, c, []byte{'X' + byte(i)})
 			c.Write([]byte{'x' + byte(i)})
 			readExactly(t, pcs[i], []byte{'x' + byte(i)})
+			c.Close()
 		}
 	})
 }

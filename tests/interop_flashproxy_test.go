@@ -45,13 +45,22 @@ func TestInteropFlashProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	t.Run("direct", func(t *testing.T) {
-		proxyPort := torFreePort(t)
-		page := (&url.URL{Scheme: "file", Path: filepath.Join(pageDir, "proxy.html"),
-			RawQuery: fmt.Sprintf("client=127.0.0.1:%d&relay=%s&debug", proxyPort, relay)}).String()
-		session := cdp.open(t, page)
-		flashTorClient(t, tn, cdp, session, "direct", fmt.Sprintf("-flashproxy-listen 127.0.0.1:%d", proxyPort))
-	})
+	for _, tc := range []struct {
+		name, query string
+		rate        float64 // ratelimit= in bytes/s, 0 if none
+	}{{"direct", "", 0}, {"ratelimit", "&ratelimit=2m&max_clients=3", 2 << 20}} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxyPort := torFreePort(t)
+			page := (&url.URL{Scheme: "file", Path: filepath.Join(pageDir, "proxy.html"),
+				RawQuery: fmt.Sprintf("client=127.0.0.1:%d&relay=%s&debug%s", proxyPort, relay, tc.query)}).String()
+			session := cdp.open(t, page)
+			secs := flashTorClient(t, tn, cdp, session, tc.name, fmt.Sprintf("-flashproxy-listen 127.0.0.1:%d", proxyPort))
+			// The page's bucket holds one second's worth: the rest of the file waits for it.
+			if least := (float64(tn.file.size) - tc.rate) / tc.rate; tc.rate > 0 && secs < least {
+				t.Errorf("the file came in %.1f s through a page limited to %.0f bytes/s: want at least %.1f s", secs, tc.rate, least)
+			}
+		})
+	}
 
 	t.Run("facilitator", func(t *testing.T) {
 		fac := newTestFacilitator(t, relay)
@@ -75,8 +84,9 @@ func TestInteropFlashProxy(t *testing.T) {
 }
 
 // flashTorClient starts a tor client whose bridge is reached through the proxy page open in
-// session, waits for Bootstrapped 100 %, fetches the test file and checks the page's badge.
-func flashTorClient(t *testing.T, tn *torNetwork, cdp *cdpConn, session, name, ptArgs string) {
+// session, waits for Bootstrapped 100 %, fetches the test file and checks the page's badge. It
+// returns the seconds the fetch took.
+func flashTorClient(t *testing.T, tn *torNetwork, cdp *cdpConn, session, name, ptArgs string) float64 {
 	t.Cleanup(func() {
 		if t.Failed() {
 			var log string
@@ -95,7 +105,8 @@ func flashTorClient(t *testing.T, tn *torNetwork, cdp *cdpConn, session, name, p
 		t.Fatalf("fetch through tor: %d bytes, SHA-256 %s, error %v; want %d bytes, SHA-256 %s",
 			n, sum, err, tn.file.size, tn.file.sum)
 	}
-	t.Logf("%s: fetched %d bytes in %.1f s, SHA-256 %s matches", name, n, time.Since(start).Seconds(), sum)
+	secs := time.Since(start).Seconds()
+	t.Logf("%s: fetched %d bytes in %.1f s, SHA-256 %s matches", name, n, secs, sum)
 	var badge struct {
 		State, Text string
 		Bytes       int64
@@ -111,6 +122,7 @@ func flashTorClient(t *testing.T, tn *torNetwork, cdp *cdpConn, session, name, p
 	}
 	torCheckTransport(t, c.infoLog(), client)
 	c.proc.stop()
+	return secs
 }
 
 // testFacilitator is the facilitator of the flash-proxy system, reduced to what the test
