@@ -15,8 +15,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/ws"
 )
 
 // TestInteropFlashProxy bootstraps a tor client to 100 % through Chromium running the proxy page
@@ -185,4 +188,64 @@ func (f *testFacilitator) handedOut() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.given
+}
+
+// TestInteropFlashProxyBacklog checks the page's bound on what it holds for a slow side: the
+// "client" sends without pause, the "relay" never reads. Chromium cannot stop reading the
+// client, so the page must close the pair once its backlog passes 16 MiB (MAX_PENDING in
+// proxy.js), not buffer without end.
+func TestInteropFlashProxyBacklog(t *testing.T) {
+	chromium := lookPath(t, "chromium")
+	var sent atomic.Int64
+	ended := make(chan error, 2)
+	var first atomic.Bool
+	client := listen(t)
+	go (&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := ws.Upgrade(w, r, nil)
+		if err != nil || first.Swap(true) {
+			return // later pairs get an idle client: the test is about the first
+		}
+		go func() { // the page's Close arrives here, not as a write error
+			_, err := io.Copy(io.Discard, c)
+			ended <- fmt.Errorf("closed by the page: %v", err)
+			c.Close()
+		}()
+		msg := make([]byte, 64<<10)
+		c.SetWriteDeadline(time.Now().Add(interopTimeout))
+		for {
+			n, err := c.Write(msg)
+			if sent.Add(int64(n)); err != nil {
+				return
+			}
+		}
+	})}).Serve(client)
+	relay := listen(t)
+	go (&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := ws.Upgrade(w, r, nil); err == nil {
+			t.Cleanup(func() { c.Close() }) // never read: its TCP window fills
+		}
+	})}).Serve(relay)
+
+	cdp, _ := startChromium(t, chromium)
+	pageDir, err := filepath.Abs("../proxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := cdp.open(t, (&url.URL{Scheme: "file", Path: filepath.Join(pageDir, "proxy.html"),
+		RawQuery: fmt.Sprintf("client=%s&relay=%s&debug", client.Addr(), relay.Addr())}).String())
+	select {
+	case err := <-ended:
+		var log string
+		cdp.eval(t, session, "document.getElementById('log').textContent", &log)
+		if !strings.Contains(log, "pending") {
+			t.Errorf("the page's log does not say why it closed:\n%s", tail(log, 2000))
+		}
+		if sent.Load() > 64<<20 {
+			t.Errorf("the page took %d MiB before closing, want the 16 MiB bound plus socket buffers", sent.Load()>>20)
+		}
+		t.Logf("the page closed the fast client after %.1f MiB (%v); its log: %q", float64(sent.Load())/(1<<20), err,
+			lastLine(strings.TrimSpace(log)))
+	case <-time.After(interopTimeout):
+		t.Fatalf("the page still takes data after %d MiB", sent.Load()>>20)
+	}
 }
