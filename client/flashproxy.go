@@ -38,6 +38,7 @@ type flash struct {
 	register, regAddr        string
 	regInterval              time.Duration
 	http                     *http.Client
+	servers                  []*http.Server // where proxies connect
 	mu                       sync.Mutex
 	proxies                  []*proxy      // unpaired, oldest first
 	requests                 []chan *proxy // SOCKS requests waiting for a proxy, oldest first
@@ -65,7 +66,12 @@ func (f *flash) flags(fs *flag.FlagSet) {
 }
 
 // start listens for proxies, registers, and returns the SOCKS listener of the method.
-func (f *flash) start(socks string) (net.Listener, error) {
+func (f *flash) start(socks string) (_ net.Listener, err error) {
+	defer func() {
+		if err != nil {
+			f.closeServers()
+		}
+	}()
 	if f.maxWaiting < 1 || f.maxPre < 0 || f.proxyWait <= 0 || f.socksWait <= 0 {
 		return nil, errors.New("-max-waiting-proxies, -proxy-wait and -socks-wait must be positive, -proxy-unpaired-bytes not negative")
 	}
@@ -84,6 +90,7 @@ func (f *flash) start(socks string) (net.Listener, error) {
 			MaxHeaderBytes: 16 << 10, ErrorLog: f.c.log.HTTPErrorLog(),
 			TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
 		go srv.Serve(ln)
+		f.servers = append(f.servers, srv)
 		f.c.log.Noticef("listening for flash proxies on %s", ln.Addr())
 	}
 	ln, err := net.Listen("tcp", socks)
@@ -94,11 +101,26 @@ func (f *flash) start(socks string) (net.Listener, error) {
 	f.mu.Lock()
 	f.registerLocked()
 	f.mu.Unlock()
-	return flashListener{ln.(*net.TCPListener)}, nil
+	return flashListener{ln.(*net.TCPListener), f}, nil
 }
 
-// flashListener marks the SOCKS connections of the flashproxy method, for connect.
-type flashListener struct{ *net.TCPListener }
+// flashListener marks the SOCKS connections of the flashproxy method, for connect; closing it
+// closes the proxy listeners too.
+type flashListener struct {
+	*net.TCPListener
+	f *flash
+}
+
+func (l flashListener) Close() error {
+	l.f.closeServers()
+	return l.TCPListener.Close()
+}
+
+func (f *flash) closeServers() {
+	for _, srv := range f.servers {
+		srv.Close()
+	}
+}
 
 func (l flashListener) Accept() (net.Conn, error) {
 	c, err := l.AcceptTCP()

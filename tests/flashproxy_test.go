@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -381,4 +382,28 @@ func TestFlashProxyRegister(t *testing.T) {
 		t.Fatalf("SOCKS reply %d", code)
 	}
 	readExactly(t, c, []byte("ok"))
+}
+
+// TestFlashProxyInterrupt checks that a first SIGINT stops accepting proxies too, while a
+// paired one goes on.
+func TestFlashProxyInterrupt(t *testing.T) {
+	client, socks, proxies := flashClient(t)
+	pc := dialProxy(t, proxies, false)
+	c, code := socks5(t, socks, flashTarget, "")
+	if code != 0 {
+		t.Fatalf("SOCKS reply %d", code)
+	}
+	client.cmd.Process.Signal(os.Interrupt)
+	for deadline := time.Now().Add(waitLong); ; time.Sleep(20 * time.Millisecond) {
+		conn, err := net.Dial("tcp", proxies)
+		if err != nil {
+			break
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting proxies after SIGINT")
+		}
+	}
+	pc.Write([]byte("draining"))
+	readExactly(t, c, []byte("draining"))
 }
