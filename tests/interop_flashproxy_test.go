@@ -23,9 +23,10 @@ import (
 )
 
 // TestInteropFlashProxy bootstraps a tor client to 100 % through Chromium running the proxy page
-// and fetches the test file intact: once with client= and relay= in the page's address (loaded
-// from file://, binary), once with the page polling a facilitator (served over HTTP, base64) to
-// which websocket-client registered with -register.
+// and fetches the test file intact: with client= and relay= in the page's address (loaded from
+// file://, binary), the same with ratelimit=, and with the page polling a facilitator to which
+// websocket-client registered with -register (served over HTTP, in an iframe of another page,
+// base64).
 func TestInteropFlashProxy(t *testing.T) {
 	if !torInNetns(t) {
 		return
@@ -57,7 +58,7 @@ func TestInteropFlashProxy(t *testing.T) {
 			page := (&url.URL{Scheme: "file", Path: filepath.Join(pageDir, "proxy.html"),
 				RawQuery: fmt.Sprintf("client=127.0.0.1:%d&relay=%s&debug%s", proxyPort, relay, tc.query)}).String()
 			session := cdp.open(t, page)
-			secs := flashTorClient(t, tn, cdp, session, tc.name, fmt.Sprintf("-flashproxy-listen 127.0.0.1:%d", proxyPort))
+			secs := flashTorClient(t, tn, cdp, session, "document", tc.name, fmt.Sprintf("-flashproxy-listen 127.0.0.1:%d", proxyPort))
 			// The page's bucket holds one second's worth: the rest of the file waits for it.
 			if least := (float64(tn.file.size) - tc.rate) / tc.rate; tc.rate > 0 && secs < least {
 				t.Errorf("the file came in %.1f s through a page limited to %.0f bytes/s: want at least %.1f s", secs, tc.rate, least)
@@ -68,14 +69,20 @@ func TestInteropFlashProxy(t *testing.T) {
 	t.Run("facilitator", func(t *testing.T) {
 		fac := newTestFacilitator(t, relay)
 		static := listen(t)
-		hs := &http.Server{Handler: http.FileServer(http.Dir(pageDir))}
+		mux := http.NewServeMux()
+		mux.Handle("/", http.FileServer(http.Dir(pageDir)))
+		mux.HandleFunc("/embed.html", func(w http.ResponseWriter, r *http.Request) { // a site that embeds the proxy
+			fmt.Fprintf(w, "<!DOCTYPE html><title>a blog</title><p>Some text.</p>"+
+				"<iframe src=\"proxy.html?%s\" width=300 height=40></iframe>", r.URL.RawQuery)
+		})
+		hs := &http.Server{Handler: mux}
 		go hs.Serve(static)
 		t.Cleanup(func() { hs.Close() })
-		page := fmt.Sprintf("http://%s/proxy.html?facilitator=%s&base64&debug", static.Addr(),
+		page := fmt.Sprintf("http://%s/embed.html?facilitator=%s&base64&debug", static.Addr(),
 			url.QueryEscape(fac.url+"/"))
 		session := cdp.open(t, page)
 		proxyPort := torFreePort(t)
-		flashTorClient(t, tn, cdp, session, "facilitator",
+		flashTorClient(t, tn, cdp, session, "document.querySelector('iframe').contentDocument", "facilitator",
 			fmt.Sprintf("-flashproxy-listen 127.0.0.1:%d -register %s/register", proxyPort, fac.url))
 		want := fmt.Sprintf("client=%%3A%d&client-transport=websocket", proxyPort)
 		if bodies := fac.registrations(); len(bodies) == 0 || bodies[0] != want {
@@ -87,13 +94,14 @@ func TestInteropFlashProxy(t *testing.T) {
 }
 
 // flashTorClient starts a tor client whose bridge is reached through the proxy page open in
-// session, waits for Bootstrapped 100 %, fetches the test file and checks the page's badge. It
-// returns the seconds the fetch took.
-func flashTorClient(t *testing.T, tn *torNetwork, cdp *cdpConn, session, name, ptArgs string) float64 {
+// session (its document is doc, a JavaScript expression), waits for Bootstrapped 100 %,
+// fetches the test file and checks the page's badge. It returns the seconds the fetch took.
+func flashTorClient(t *testing.T, tn *torNetwork, cdp *cdpConn, session, doc, name, ptArgs string) float64 {
 	t.Cleanup(func() {
 		if t.Failed() {
 			var log string
-			cdp.eval(t, session, "document.getElementById('badge').textContent + '\\n' + document.getElementById('log').textContent", &log)
+			cdp.eval(t, session, fmt.Sprintf("(function (d) { return d.getElementById('badge').textContent + '\\n' + "+
+				"d.getElementById('log').textContent; })(%s)", doc), &log)
 			t.Logf("the proxy page shows:\n%s", tail(log, 4000))
 		}
 	})
@@ -114,8 +122,8 @@ func flashTorClient(t *testing.T, tn *torNetwork, cdp *cdpConn, session, name, p
 		State, Text string
 		Bytes       int64
 	}
-	cdp.eval(t, session, `(function () { var b = document.getElementById("badge");
-		return {State: b.className, Text: b.textContent, Bytes: +b.getAttribute("data-bytes")}; })()`, &badge)
+	cdp.eval(t, session, `(function (d) { var b = d.getElementById("badge");
+		return {State: b.className, Text: b.textContent, Bytes: +b.getAttribute("data-bytes")}; })(`+doc+`)`, &badge)
 	if badge.State != "active" || badge.Bytes < int64(tn.file.size) {
 		t.Errorf("the page's badge: %+v, want active with at least the file's %d bytes", badge, tn.file.size)
 	}
