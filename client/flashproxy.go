@@ -75,6 +75,9 @@ func (f *flash) start(socks string) (_ net.Listener, err error) {
 	if f.maxWaiting < 1 || f.maxPre < 0 || f.proxyWait <= 0 || f.socksWait <= 0 {
 		return nil, errors.New("-max-waiting-proxies, -proxy-wait and -socks-wait must be positive, -proxy-unpaired-bytes not negative")
 	}
+	if u, err := url.Parse(f.register); err != nil || (f.register != "" && u.Scheme != "http" && u.Scheme != "https") {
+		return nil, errors.New("-register wants an http:// or https:// URL")
+	}
 	if len(f.listens) == 0 {
 		f.listens = []string{":9000"}
 	}

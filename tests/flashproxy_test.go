@@ -407,3 +407,21 @@ func TestFlashProxyInterrupt(t *testing.T) {
 	pc.Write([]byte("draining"))
 	readExactly(t, c, []byte("draining"))
 }
+
+// TestFlashProxySetupErrors checks that bad flashproxy settings stop the program with advice.
+func TestFlashProxySetupErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"-max-waiting-proxies", "0"}, "-max-waiting-proxies, -proxy-wait and -socks-wait must be positive"},
+		{[]string{"-socks-wait", "-1s"}, "-max-waiting-proxies, -proxy-wait and -socks-wait must be positive"},
+		{[]string{"-register", "facilitator.example/register"}, "-register wants an http:// or https:// URL"},
+	} {
+		p := startProc(t, "websocket-client", nil, append([]string{"-listen", closedAddr(t),
+			"-flashproxy-listen", closedAddr(t)}, tc.args...)...)
+		if code, err := p.wait(waitLong); code != 1 || err != nil || !strings.Contains(p.output(), tc.says) {
+			t.Errorf("%v: exit %d (%v), want 1 and a line saying %q:\n%s", tc.args, code, err, tc.says, p.output())
+		}
+	}
+}
