@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/pt"
 	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/ws"
 )
 
@@ -39,6 +40,7 @@ type flash struct {
 	regInterval              time.Duration
 	http                     *http.Client
 	servers                  []*http.Server // where proxies connect
+	socks                    *net.TCPAddr   // the SOCKS listener's address
 	mu                       sync.Mutex
 	proxies                  []*proxy      // unpaired, oldest first
 	requests                 []chan *proxy // SOCKS requests waiting for a proxy, oldest first
@@ -104,19 +106,19 @@ func (f *flash) start(socks string) (_ net.Listener, err error) {
 	f.mu.Lock()
 	f.registerLocked()
 	f.mu.Unlock()
-	return flashListener{ln.(*net.TCPListener), f}, nil
+	f.socks = ln.Addr().(*net.TCPAddr)
+	return flashListener{ln, f}, nil
 }
 
-// flashListener marks the SOCKS connections of the flashproxy method, for connect; closing it
-// closes the proxy listeners too.
+// flashListener is the SOCKS listener of the method; closing it closes the proxy listeners too.
 type flashListener struct {
-	*net.TCPListener
+	net.Listener
 	f *flash
 }
 
 func (l flashListener) Close() error {
 	l.f.closeServers()
-	return l.TCPListener.Close()
+	return l.Listener.Close()
 }
 
 func (f *flash) closeServers() {
@@ -125,27 +127,34 @@ func (f *flash) closeServers() {
 	}
 }
 
-func (l flashListener) Accept() (net.Conn, error) {
-	c, err := l.AcceptTCP()
-	if err != nil {
-		return nil, err
-	}
-	return &flashSocks{TCPConn: c}, nil
+// owns tells whether a SOCKS connection with local address a came to the flashproxy listener
+// (whatever wraps the connection, its address stays).
+func (f *flash) owns(a net.Addr) bool {
+	c, ok := a.(*net.TCPAddr)
+	return ok && f.socks != nil && c.Port == f.socks.Port && (f.socks.IP.IsUnspecified() || c.IP.Equal(f.socks.IP))
 }
 
-// flashSocks is tor's connection; the first write (the SOCKS reply) is followed by pre.
-type flashSocks struct {
-	*net.TCPConn
+// afterReply is tor's connection when a proxy sent data before it was paired: the first write,
+// the SOCKS reply, is followed by that data.
+type afterReply struct {
+	net.Conn
 	pre []byte
 }
 
-func (s *flashSocks) Write(p []byte) (int, error) {
-	n, err := s.TCPConn.Write(p)
-	if pre := s.pre; err == nil && pre != nil {
-		s.pre = nil
-		_, err = s.TCPConn.Write(pre)
+func (a *afterReply) Write(p []byte) (int, error) {
+	n, err := a.Conn.Write(p)
+	if pre := a.pre; err == nil && pre != nil {
+		a.pre = nil
+		_, err = a.Conn.Write(pre)
 	}
 	return n, err
+}
+
+func (a *afterReply) CloseWrite() error {
+	if cw, ok := a.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return a.Conn.Close()
 }
 
 // ServeHTTP accepts a proxy on any path and queues it.
@@ -214,8 +223,8 @@ func (f *flash) match() {
 	}
 }
 
-// pair waits up to socksWait for a proxy for tor's request on s.
-func (f *flash) pair(s *flashSocks) (*ws.Conn, error) {
+// pair waits up to socksWait for a proxy for tor's request sc.
+func (f *flash) pair(sc *pt.SocksConn) (*ws.Conn, error) {
 	ch := make(chan *proxy, 1)
 	timeout := time.NewTimer(f.socksWait)
 	defer timeout.Stop()
@@ -241,7 +250,9 @@ func (f *flash) pair(s *flashSocks) (*ws.Conn, error) {
 		<-p.done
 		if p.err == nil {
 			p.conn.SetReadDeadline(time.Time{})
-			s.pre = p.pre
+			if len(p.pre) > 0 {
+				sc.Conn = &afterReply{sc.Conn, p.pre}
+			}
 			f.c.log.Infof("paired a proxy (%d bytes it sent while waiting go to tor first)", len(p.pre))
 			return p.conn, nil
 		}

@@ -206,8 +206,8 @@ func (c *client) tunnel(sc *pt.SocksConn, wsConn *ws.Conn) bool {
 // address, never the URL's host, which is not resolved at all) and runs TLS for wss and then
 // the WebSocket handshake.
 func (c *client) connect(sc *pt.SocksConn) (*ws.Conn, error) {
-	if s, ok := sc.Conn.(*flashSocks); ok {
-		return c.flash.pair(s)
+	if c.flash.owns(sc.LocalAddr()) {
+		return c.flash.pair(sc)
 	}
 	b, err := parseBridge(sc.Args, c.defaults)
 	if err != nil {
