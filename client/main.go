@@ -44,6 +44,7 @@ type client struct {
 	stats    pt.Stats
 	stall    time.Duration // StallConn bound on every tunnel write
 	relay    pt.RelayOptions
+	flash    *flash
 }
 
 func main() { os.Exit(run()) }
@@ -60,6 +61,9 @@ func run() int {
 	c := &client{dialer: &pt.Dialer{Timeout: connectTimeout}}
 	fs.DurationVar(&c.stall, "stall-timeout", 2*time.Minute, "close a tunnel whose peer takes no data for this long (0: never)")
 	fs.DurationVar(&c.relay.HalfClose, "half-close-timeout", time.Minute, "close a tunnel this long after one direction ended (0: never)")
+	f := &flash{c: c}
+	c.flash = f
+	f.flags(fs)
 	lf, code, done := pt.CommandLine(fs, os.Args[1:], version)
 	if done {
 		return code
@@ -81,7 +85,7 @@ func run() int {
 	}
 	info := &pt.ClientInfo{}
 	if managed {
-		if info, err = pt.ClientSetup(out, os.Getenv, []string{methodName}); err != nil {
+		if info, err = pt.ClientSetup(out, os.Getenv, []string{methodName, flashName}); err != nil {
 			return 1
 		}
 		*c.dialer = pt.Dialer{ProxyURL: info.ProxyURL, OutboundV4: info.OutboundV4,
@@ -97,29 +101,50 @@ func run() int {
 		}
 		*listen = "127.0.0.1:0" // loopback only, and only IPv4: tor warns about duplicates
 	}
+	names := []string{methodName} // standalone: one method, flashproxy if -flashproxy-listen is given
+	if managed {
+		names = info.MethodNames
+	} else if len(f.listens) > 0 {
+		names = []string{flashName}
+	}
 	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose, managed)
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		if managed {
-			out.CmethodError(methodName, err.Error())
-			out.CmethodsDone()
+	var lns []net.Listener
+	for _, name := range names {
+		var ln net.Listener
+		if name == flashName {
+			ln, err = f.start(*listen)
+		} else {
+			ln, err = net.Listen("tcp", *listen)
 		}
-		c.log.Errorf("listening: %v", err)
-		return 1
+		if err != nil {
+			if managed {
+				out.CmethodError(name, err.Error())
+			}
+			c.log.Errorf("%s: listening: %v", name, err)
+			continue
+		}
+		if managed {
+			out.Cmethod(name, "socks5", ln.Addr())
+		}
+		c.log.Listening("websocket-client "+version+" (SOCKS, "+name+")", ln)
+		go c.acceptLoop(ln)
+		lns = append(lns, ln)
 	}
 	if managed {
-		out.Cmethod(methodName, "socks5", ln.Addr())
 		out.CmethodsDone()
 	}
-	c.log.Listening("websocket-client "+version+" (SOCKS)", ln)
-	go c.acceptLoop(ln)
+	if len(lns) < len(names) && (!managed || len(lns) == 0) {
+		return 1
+	}
 	go func() {
 		for range time.Tick(time.Hour) {
 			c.stats.Report(c.log, c.status, methodName)
 		}
 	}()
 	<-term.Stop()
-	ln.Close()
+	for _, ln := range lns {
+		ln.Close()
+	}
 	term.Drain(&c.stats.Active)
 	c.stats.Report(c.log, c.status, methodName)
 	return 0
@@ -189,9 +214,13 @@ func (c *client) tunnel(sc *pt.SocksConn, wsConn *ws.Conn) bool {
 	return true
 }
 
-// connect dials the SOCKS target (the Bridge line's address, never the URL's host, which is
-// not resolved at all) and runs TLS for wss and then the WebSocket handshake.
+// connect pairs a flashproxy request with a proxy, or dials the SOCKS target (the Bridge line's
+// address, never the URL's host, which is not resolved at all) and runs TLS for wss and then
+// the WebSocket handshake.
 func (c *client) connect(sc *pt.SocksConn) (*ws.Conn, error) {
+	if c.flash.owns(sc.LocalAddr()) {
+		return c.flash.pair(sc)
+	}
 	b, err := parseBridge(sc.Args, c.defaults)
 	if err != nil {
 		return nil, err

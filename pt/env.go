@@ -224,12 +224,14 @@ func tcpAddr(s string, allowPort0 bool) *net.TCPAddr {
 }
 
 // methodNames returns the names of the comma list requested that are in supported, in the
-// order of requested, without repetition.
+// order of requested, without repetition; "*" stands for all of supported, in their order.
 func methodNames(requested string, supported []string) []string {
 	var names []string
 	for _, name := range strings.Split(requested, ",") {
-		if slices.Contains(supported, name) && !slices.Contains(names, name) {
-			names = append(names, name)
+		for _, s := range supported {
+			if (name == s || name == "*") && !slices.Contains(names, s) {
+				names = append(names, s)
+			}
 		}
 	}
 	return names

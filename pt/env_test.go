@@ -131,6 +131,7 @@ func TestClientSetup(t *testing.T) {
 	}{
 		{base, ClientInfo{MethodNames: []string{"websocket", "meek"}, StateLocation: state}},
 		{with(base, "TOR_PT_CLIENT_TRANSPORTS", "obfs4"), ClientInfo{StateLocation: state}},
+		{with(base, "TOR_PT_CLIENT_TRANSPORTS", "websocket,*"), ClientInfo{MethodNames: []string{"websocket", "meek"}, StateLocation: state}},
 		{with(base, "TOR_PT_EXIT_ON_STDIN_CLOSE", "1", "TOR_PT_CLIENT_TRANSPORTS", "meek"),
 			ClientInfo{MethodNames: []string{"meek"}, StateLocation: state, ExitOnStdinClose: true}},
 		{with(base, "TOR_PT_EXIT_ON_STDIN_CLOSE", "yes", "TOR_PT_CLIENT_TRANSPORTS", "meek"),

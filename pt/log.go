@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"os"
 	"regexp"
@@ -125,6 +126,18 @@ func (l *Logger) Debugf(format string, a ...any)  { l.logf("debug", format, a...
 // an address, so that no peer's address can be passed.
 func (l *Logger) Listening(prefix string, ln net.Listener) {
 	l.log("notice", " listening on "+ln.Addr().String(), "%s", prefix)
+
+}
+
+// HTTPErrorLog returns a *log.Logger for an http.Server's ErrorLog: each message goes to l at
+// debug level, scrubbed (net/http's messages carry client addresses).
+func (l *Logger) HTTPErrorLog() *log.Logger { return log.New(debugWriter{l}, "", 0) }
+
+type debugWriter struct{ l *Logger }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	w.l.Debugf("%s", strings.TrimSpace(string(p))) // net/http starts its messages with "http: "
+	return len(p), nil
 }
 
 // addrToken matches a run of hex digits, dots and colons holding at least one dot or colon,

@@ -121,6 +121,27 @@ func TestLoggerFile(t *testing.T) {
 	}
 }
 
+// TestHTTPErrorLog checks that net/http's messages go to the debug level, one line each,
+// without the client addresses they carry.
+func TestHTTPErrorLog(t *testing.T) {
+	var b strings.Builder
+	l, err := NewLogger(nil, &b, "debug", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.HTTPErrorLog().Printf("http: TLS handshake error from %s: EOF", "192.0.2.1:5555")
+	want := `^` + stamp + ` \[debug\] http: TLS handshake error from \[scrubbed\]: EOF\n$`
+	if !regexp.MustCompile(want).MatchString(b.String()) {
+		t.Errorf("log: %q", b.String())
+	}
+	b.Reset()
+	quiet, _ := NewLogger(nil, &b, "info", false)
+	quiet.HTTPErrorLog().Printf("http: superfluous response.WriteHeader call")
+	if b.Len() != 0 {
+		t.Errorf("logged above debug: %q", b.String())
+	}
+}
+
 func TestLoggerUnsafe(t *testing.T) {
 	var b strings.Builder
 	l, err := NewLogger(nil, &b, "debug", true)

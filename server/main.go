@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"os"
@@ -259,7 +258,7 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger
 		ReadHeaderTimeout: s.opt.handshakeTimeout, // also bounds the TLS handshake
 		IdleTimeout:       s.opt.handshakeTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          log.New(logWriter{logger}, "", 0),                        // its messages carry client addresses
+		ErrorLog:          logger.HTTPErrorLog(),                                    // its messages carry client addresses
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){}, // no HTTP/2
 	}
 	go srv.Serve(ln)
@@ -269,14 +268,6 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger
 		args = pt.Args{"url": {s.opt.url}}
 	}
 	return srv, ln.Addr(), args, nil
-}
-
-// logWriter sends net/http's error log through our (scrubbing) logger.
-type logWriter struct{ l *pt.Logger }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.l.Debugf("http: %s", strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // ServeHTTP upgrades one request to WebSocket and relays it to the ORPort, in a goroutine of its

@@ -210,6 +210,14 @@ func closedAddr(t *testing.T) string {
 // username, a password of one NUL byte. It returns the connection and the reply code.
 func socks5(t *testing.T, proxy, target, args string) (net.Conn, byte) {
 	t.Helper()
+	conn, answer := socks5Send(t, proxy, target, args)
+	return conn, socks5Reply(t, conn, answer)
+}
+
+// socks5Send connects and sends the whole SOCKS5 request at once (see socks5); it returns the
+// connection and the method/auth answer to expect before the reply.
+func socks5Send(t *testing.T, proxy, target, args string) (net.Conn, []byte) {
+	t.Helper()
 	conn, err := net.Dial("tcp", proxy)
 	if err != nil {
 		t.Fatal(err)
@@ -232,6 +240,13 @@ func socks5(t *testing.T, proxy, target, args string) (net.Conn, byte) {
 	if _, err := conn.Write(req); err != nil {
 		t.Fatal(err)
 	}
+	return conn, answer
+}
+
+// socks5Reply reads the method/auth answer and the reply to a request sent by socks5Send.
+func socks5Reply(t *testing.T, conn net.Conn, answer []byte) byte {
+	t.Helper()
+	conn.SetDeadline(time.Now().Add(waitLong))
 	// Method choice and auth status, then the reply: 5 REP 0 ATYP=1 BND.ADDR(4) BND.PORT(2).
 	resp := make([]byte, len(answer)+10)
 	if _, err := io.ReadFull(conn, resp[:len(answer)]); err != nil {
@@ -245,7 +260,7 @@ func socks5(t *testing.T, proxy, target, args string) (net.Conn, byte) {
 		t.Fatalf("SOCKS reply: %v", err)
 	}
 	conn.SetDeadline(time.Time{})
-	return conn, resp[1]
+	return resp[1]
 }
 
 // extOR is a fake Extended ORPort (ext-orport-spec, SAFE_COOKIE).

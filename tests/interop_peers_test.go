@@ -83,31 +83,13 @@ func TestInteropChromium(t *testing.T) {
 	go hs.Serve(page)
 	t.Cleanup(func() { hs.Close() })
 
-	// CDP goes over --remote-debugging-pipe: fd 3 carries commands to
-	// Chromium, fd 4 its answers, each a JSON text ending in a NUL byte.
-	cmdR, cmdW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	profile := t.TempDir()
-	p := startChildFiles(t, nil, []*os.File{cmdR, outW}, chromium, "--headless", "--no-sandbox",
-		"--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--user-data-dir="+profile,
-		"--remote-debugging-port=0", "--remote-debugging-pipe", "about:blank")
-	cmdR.Close()
-	outW.Close()
-	t.Cleanup(func() { cmdW.Close(); outR.Close() })
-	devtools := regexp.MustCompile(`DevTools listening on (ws://\S+)`).FindStringSubmatch(p.waitOutput(t, "DevTools listening on ws://"))
+	cdp, devtools := startChromium(t, chromium)
 
 	t.Run("devtools-handshake", func(t *testing.T) {
 		// Chromium's own WebSocket server (DevTools) accepts our client's
 		// opening handshake. CDP itself cannot go over ws.Conn: DevTools
 		// accepts text frames only, which ws sends only as base64.
-		u, err := url.Parse(devtools[1])
+		u, err := url.Parse(devtools)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,14 +108,10 @@ func TestInteropChromium(t *testing.T) {
 		t.Logf("ws.Client completed the opening handshake with Chromium's DevTools server at %s", u.Redacted())
 	})
 
-	cdp := &cdpConn{w: cmdW, r: bufio.NewReader(outR), rf: outR}
-	var target struct{ TargetID string }
-	cdp.call(t, "", "Target.createTarget", map[string]any{"url": "http://" + page.Addr().String() + "/index.html"}, &target)
-	var attached struct{ SessionID string }
-	cdp.call(t, "", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &attached)
+	attached := cdp.open(t, "http://"+page.Addr().String()+"/index.html")
 	for deadline := time.Now().Add(interopTimeout); ; {
 		var kind string
-		if cdp.eval(t, attached.SessionID, "typeof runAll", &kind); kind == "function" {
+		if cdp.eval(t, attached, "typeof runAll", &kind); kind == "function" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -143,9 +121,9 @@ func TestInteropChromium(t *testing.T) {
 	}
 	var res map[string]pageResult
 	start := time.Now()
-	cdp.eval(t, attached.SessionID, fmt.Sprintf("runAll(%q)", "ws://"+srvAddr+"/"), &res)
+	cdp.eval(t, attached, fmt.Sprintf("runAll(%q)", "ws://"+srvAddr+"/"), &res)
 	var title string
-	cdp.eval(t, attached.SessionID, "document.title", &title)
+	cdp.eval(t, attached, "document.title", &title)
 	t.Logf("page ran in %v, title %q", time.Since(start).Round(time.Millisecond), title)
 
 	t.Run("too-big", func(t *testing.T) {
@@ -158,7 +136,7 @@ func TestInteropChromium(t *testing.T) {
 				Reason   string
 				WasClean bool
 			}
-			cdp.eval(t, attached.SessionID, fmt.Sprintf("tooBig(%q, %d)", "ws://"+small+"/", n), &r)
+			cdp.eval(t, attached, fmt.Sprintf("tooBig(%q, %d)", "ws://"+small+"/", n), &r)
 			if r.Code != ws.CloseTooBig {
 				t.Errorf("message of %d bytes over a 16384 limit: Chromium saw close code %d (%q), want 1009", n, r.Code, r.Reason)
 			}
@@ -192,6 +170,42 @@ func TestInteropChromium(t *testing.T) {
 				mode, *r.Protocol, r.Sent, r.Binary, r.Text, r.Sizes)
 		})
 	}
+}
+
+// startChromium runs headless Chromium with the DevTools protocol on a pipe; it returns that
+// connection and the URL of Chromium's DevTools WebSocket server.
+func startChromium(t *testing.T, chromium string) (*cdpConn, string) {
+	t.Helper()
+	// CDP goes over --remote-debugging-pipe: fd 3 carries commands to
+	// Chromium, fd 4 its answers, each a JSON text ending in a NUL byte.
+	cmdR, cmdW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	profile := t.TempDir()
+	p := startChildFiles(t, nil, []*os.File{cmdR, outW}, chromium, "--headless", "--no-sandbox",
+		"--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--user-data-dir="+profile,
+		"--remote-debugging-port=0", "--remote-debugging-pipe", "about:blank")
+	cmdR.Close()
+	outW.Close()
+	t.Cleanup(func() { cmdW.Close(); outR.Close() })
+	devtools := regexp.MustCompile(`DevTools listening on (ws://\S+)`).FindStringSubmatch(p.waitOutput(t, "DevTools listening on ws://"))
+	return &cdpConn{w: cmdW, r: bufio.NewReader(outR), rf: outR}, devtools[1]
+}
+
+// open loads url in a new tab and returns the session attached to it.
+func (c *cdpConn) open(t *testing.T, url string) string {
+	t.Helper()
+	var target struct{ TargetID string }
+	c.call(t, "", "Target.createTarget", map[string]any{"url": url}, &target)
+	var attached struct{ SessionID string }
+	c.call(t, "", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &attached)
+	return attached.SessionID
 }
 
 // cdpConn speaks the Chrome DevTools Protocol over Chromium's debugging pipe.

@@ -125,7 +125,7 @@ func torCheckTransport(t *testing.T, torLog, path string) {
 	t.Helper()
 	const quoted = `"(?:[^"\\]|\\.)*"`
 	valid := regexp.MustCompile(`^(?:VERSION 1|CMETHODS DONE|SMETHODS DONE` +
-		`|CMETHOD websocket socks[45] 127\.0\.0\.1:\d+|SMETHOD websocket 127\.0\.0\.1:\d+(?: ARGS:\S+)?` +
+		`|CMETHOD (?:websocket|flashproxy) socks[45] 127\.0\.0\.1:\d+|SMETHOD websocket 127\.0\.0\.1:\d+(?: ARGS:\S+)?` +
 		`|LOG SEVERITY=(?:error|warning|notice|info|debug) MESSAGE=` + quoted +
 		`|STATUS (?:TRANSPORT=websocket|TYPE=version)(?: \w+=(?:` + quoted + `|[^ "]+))+)$`)
 	prefix := "Got a line from managed proxy '" + path + "': ("

@@ -111,7 +111,7 @@ func TestListeningAddressLogged(t *testing.T) {
 		want string
 	}{
 		{server, `LOG SEVERITY=notice MESSAGE="websocket-server dev listening on ` + server.addr + `"`},
-		{client, `LOG SEVERITY=notice MESSAGE="websocket-client dev (SOCKS) listening on ` + client.addr + `"`},
+		{client, `LOG SEVERITY=notice MESSAGE="websocket-client dev (SOCKS, websocket) listening on ` + client.addr + `"`},
 	} {
 		if !tc.p.waitOutput(tc.want) {
 			t.Errorf("no %q in the output:\n%s", tc.want, tc.p.output())

@@ -66,30 +66,37 @@ func TestTunnel(t *testing.T) {
 			if host, port, err := net.SplitHostPort(oc.userAddr); err != nil || host != "127.0.0.1" || port == "0" {
 				t.Errorf("USERADDR %q, want 127.0.0.1:PORT", oc.userAddr)
 			}
-			go func() { io.Copy(oc, oc); oc.CloseWrite() }()
-
-			start := time.Now()
-			sent := make(chan []byte, 1)
-			go func() {
-				sum, err := sendAndHash(conn, tc.size)
-				if err != nil {
-					t.Error(err)
-				}
-				closeWrite(t, conn)
-				sent <- sum
-			}()
-			n, got, err := readHash(conn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			elapsed := time.Since(start)
-			if want := <-sent; n != tc.size || !bytes.Equal(got, want) {
-				t.Fatalf("echo: %d bytes, SHA-256 %x; want %d bytes, %x", n, got, tc.size, want)
-			}
-			t.Logf("%d MiB each way in %v: %.1f MiB/s each way", tc.size>>20, elapsed.Round(time.Millisecond),
-				float64(tc.size>>20)/elapsed.Seconds())
+			echoThrough(t, conn, oc, tc.size)
 		})
 	}
+}
+
+// echoThrough makes oc echo, sends size random bytes on conn while reading them back, and
+// checks count and SHA-256.
+func echoThrough(t *testing.T, conn net.Conn, oc *orConn, size int64) {
+	t.Helper()
+	go func() { io.Copy(oc, oc); oc.CloseWrite() }()
+
+	start := time.Now()
+	sent := make(chan []byte, 1)
+	go func() {
+		sum, err := sendAndHash(conn, size)
+		if err != nil {
+			t.Error(err)
+		}
+		closeWrite(t, conn)
+		sent <- sum
+	}()
+	n, got, err := readHash(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	if want := <-sent; n != size || !bytes.Equal(got, want) {
+		t.Fatalf("echo: %d bytes, SHA-256 %x; want %d bytes, %x", n, got, size, want)
+	}
+	t.Logf("%d MiB each way in %v: %.1f MiB/s each way", size>>20, elapsed.Round(time.Millisecond),
+		float64(size>>20)/elapsed.Seconds())
 }
 
 // TestHalfClose checks that an end of stream crosses the tunnel in each direction while the
