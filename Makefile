@@ -22,7 +22,7 @@ build:
 
 # The first thing to run: both programs carry 32 MiB each way on this machine, without tor.
 demo: build
-	$(GO) run ./tests/demo -bin bin
+	$(GO) run ./tests/_demo -bin bin
 
 test:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
