@@ -18,8 +18,11 @@ import (
 	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/ws"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=..."; init falls back on the
+// module's version, then "dev" (pt.Version).
+var version string
+
+func init() { version = pt.Version(version) }
 
 const (
 	methodName     = "websocket"
@@ -92,6 +95,7 @@ func run() int {
 		*listen = "127.0.0.1:0" // loopback only, and only IPv4: tor warns about duplicates
 	}
 	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose, managed)
+	pt.WatchSignals(c.log, func() { c.stats.Report(c.log, c.status, methodName) }) // SIGHUP, SIGUSR1
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		if managed {

@@ -24,9 +24,10 @@ func levelIndex(level string) int {
 // by "[scrubbed]" (see scrub). It is safe for concurrent use.
 type Logger struct {
 	out    *Output
-	mu     sync.Mutex // serializes writes to w
+	mu     sync.Mutex // serializes writes to w, and Reopen
 	w      io.Writer
-	limit  int // levelIndex of the least severe level logged
+	file   string // OpenLogger's file, which Reopen reopens
+	limit  int    // levelIndex of the least severe level logged
 	unsafe bool
 }
 
@@ -81,13 +82,38 @@ func OpenLogger(out *Output, file, minLevel string, unsafe, managed bool) (*Logg
 		w = nil
 	}
 	if file != "" && levelIndex(minLevel) >= 0 { // a bad level makes no file
-		f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		f, err := openLogFile(file)
 		if err != nil {
 			return nil, err
 		}
 		w = f
 	}
-	return NewLogger(out, w, minLevel, unsafe)
+	l, err := NewLogger(out, w, minLevel, unsafe)
+	if l != nil && file != "" {
+		l.file = file
+	}
+	return l, err
+}
+
+func openLogFile(file string) (*os.File, error) {
+	return os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+}
+
+// Reopen opens the log file again by its name and closes the old one, for logrotate (SIGHUP).
+// It does nothing for a Logger that OpenLogger did not give a file; on error the old file stays.
+func (l *Logger) Reopen() error {
+	if l.file == "" {
+		return nil
+	}
+	f, err := openLogFile(l.file)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	old := l.w.(io.Closer)
+	l.w = f
+	l.mu.Unlock()
+	return old.Close()
 }
 
 func (l *Logger) logf(level string, format string, a ...any) {
@@ -98,14 +124,13 @@ func (l *Logger) logf(level string, format string, a ...any) {
 	if !l.unsafe {
 		msg = scrub(msg)
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.w == nil {
 		l.out.Log(level, msg)
 		return
 	}
-	line := time.Now().Format("2006-01-02 15:04:05") + " [" + level + "] " + escape(msg, false) + "\n"
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, _ = io.WriteString(l.w, line)
+	_, _ = io.WriteString(l.w, time.Now().Format("2006-01-02 15:04:05")+" ["+level+"] "+escape(msg, false)+"\n")
 }
 
 // Errorf, Warnf, Noticef, Infof and Debugf log a message at their level.
