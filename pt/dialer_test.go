@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"strings"
-	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -333,8 +332,8 @@ func TestDialErrors(t *testing.T) {
 	ln.Close()
 	ctx := context.Background()
 	d := &Dialer{ProxyURL: &url.URL{Scheme: "socks5", Host: closed}}
-	if _, err := d.DialContext(ctx, "tcp", "192.0.2.1:443"); !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("proxy down: %v", err)
+	if _, err := d.DialContext(ctx, "tcp", "192.0.2.1:443"); socksReplyCode(err) != socksConnRefused {
+		t.Errorf("proxy down: %v (SOCKS reply %d)", err, socksReplyCode(err))
 	}
 	d = &Dialer{ProxyURL: &url.URL{Scheme: "https", Host: closed}}
 	if _, err := d.DialContext(ctx, "tcp", "192.0.2.1:443"); err == nil || !strings.Contains(err.Error(), "scheme") {

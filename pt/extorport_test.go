@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -304,7 +303,7 @@ func TestDialOrPlain(t *testing.T) {
 	}
 	closed := ln.Addr().(*net.TCPAddr)
 	ln.Close()
-	if _, err := DialOr(&ServerInfo{ExtendedOrAddr: closed, AuthCookieFile: path}, "", "websocket"); !errors.Is(err, syscall.ECONNREFUSED) {
+	if _, err := DialOr(&ServerInfo{ExtendedOrAddr: closed, AuthCookieFile: path}, "", "websocket"); socksReplyCode(err) != socksConnRefused {
 		t.Fatalf("Extended ORPort down: %v", err)
 	}
 	addr, torResult = fakePeer(t, torSide{cookieA, "\x01\x00", 1, "", okay}.serve)

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -250,21 +248,13 @@ func (c *SocksConn) replyFor(code byte) []byte {
 	return []byte{0, cd, 0, 0, 0, 0, 0, 0}
 }
 
-// socks5Causes maps SOCKS5 failure codes to the errors they stand for.
-func socks5Causes() map[byte]error {
-	return map[byte]error{
-		socksNetUnreachable:  syscall.ENETUNREACH,
-		socksHostUnreachable: syscall.EHOSTUNREACH,
-		socksConnRefused:     syscall.ECONNREFUSED,
-		socksTTLExpired:      os.ErrDeadlineExceeded,
-	}
-}
-
 // socksReplyCode is the SOCKS5 failure code that fits err.
 func socksReplyCode(err error) byte {
-	for code, cause := range socks5Causes() {
-		if errors.Is(err, cause) {
-			return code
+	for code, causes := range socks5Causes() {
+		for _, cause := range causes {
+			if errors.Is(err, cause) {
+				return code
+			}
 		}
 	}
 	var netErr net.Error

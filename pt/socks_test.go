@@ -9,7 +9,6 @@ import (
 	"os"
 	"reflect"
 	"strings"
-	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -267,6 +266,13 @@ func TestSocksHandshakeClearsDeadline(t *testing.T) {
 	}
 }
 
+// replyCase is an error and the SOCKS5 reply code that fits it.
+type replyCase struct {
+	name string
+	err  error
+	code byte
+}
+
 func TestSocksReplyCodes(t *testing.T) {
 	refused := func() error { // a real refusal: a closed loopback port
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -285,22 +291,15 @@ func TestSocksReplyCodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 0)
 	defer cancel()
 	<-ctx.Done()
-	cases := []struct {
-		name string
-		err  error
-		code byte
-	}{
+	cases := append(osReplyCases(), []replyCase{
 		{"refused by the system", refused, 0x05},
-		{"refused", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, 0x05},
-		{"network unreachable", os.NewSyscallError("connect", syscall.ENETUNREACH), 0x03},
-		{"host unreachable", syscall.EHOSTUNREACH, 0x04},
 		{"deadline", os.ErrDeadlineExceeded, 0x06},
 		{"context deadline", ctx.Err(), 0x06},
 		{"dns timeout", &net.DNSError{Err: "timeout", IsTimeout: true}, 0x06},
 		{"dns not found", &net.DNSError{Err: "no such host", IsNotFound: true}, 0x04},
 		{"other", errors.New("websocket: status 403"), 0x01},
 		{"nil", nil, 0x01},
-	}
+	}...)
 	for _, tc := range cases {
 		for _, v := range []byte{4, 5} {
 			conn := &bufConn{}
