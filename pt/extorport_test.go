@@ -146,15 +146,18 @@ func pingPong(t *testing.T, conn *net.TCPConn) {
 }
 
 // dialOrCheck runs DialOr and, when it succeeds, checks the stream. It returns DialOr's error
-// and the result of tor's side.
+// and the result of tor's side, which a failed dial (loopback down) never reaches.
 func dialOrCheck(t *testing.T, info *ServerInfo, clientAddr string, torResult <-chan error) (dialErr, torErr error) {
 	t.Helper()
 	conn, err := DialOr(info, clientAddr, "websocket")
+	if opErr := (*net.OpError)(nil); errors.As(err, &opErr) && opErr.Op == "dial" {
+		t.Fatalf("cannot reach the fake Extended ORPort: %v", err)
+	}
 	if err == nil {
 		pingPong(t, conn)
 		conn.Close()
 	}
-	return err, <-torResult
+	return err, received(t, torResult)
 }
 
 func TestDialOrExtended(t *testing.T) {
@@ -207,7 +210,7 @@ func TestDialOrWrongCookieSendsNothing(t *testing.T) {
 	if _, err := DialOr(&ServerInfo{ExtendedOrAddr: addr, AuthCookieFile: path}, "", "websocket"); err == nil {
 		t.Fatal("no error")
 	}
-	if err := <-torResult; err != io.EOF {
+	if err := received(t, torResult); err != io.EOF {
 		t.Fatalf("tor read %v after the server hash, want EOF", err)
 	}
 }
@@ -238,7 +241,7 @@ func TestDialOrSilentTor(t *testing.T) {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("got %v, want a deadline error", err)
 	}
-	if err := <-torResult; err != nil {
+	if err := received(t, torResult); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -310,7 +313,7 @@ func TestDialOrPlain(t *testing.T) {
 	if _, err := DialOr(&ServerInfo{ExtendedOrAddr: addr, AuthCookieFile: path}, "", strings.Repeat("w", 1<<16)); err == nil {
 		t.Fatal("a 64 KiB transport name was sent")
 	}
-	<-torResult
+	received(t, torResult)
 }
 
 func TestReadExtOrReply(t *testing.T) {
