@@ -1,12 +1,14 @@
 package pt
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -74,6 +76,15 @@ func CommandLine(fs *flag.FlagSet, args []string, version string) (l LogFlags, c
 	return l, 0, false
 }
 
+// Version is a program's version: linked when set (the Makefile's -ldflags "-X main.version=..."),
+// else the main module's version in the build information if any (go install MODULE@v1.2.3), else "dev".
+func Version(linked string) string {
+	if bi, ok := debug.ReadBuildInfo(); linked == "" && ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return cmp.Or(linked, "dev")
+}
+
 // OpenLogger is NewLogger for a program's -log flag: it appends to file (created 0600) when file
 // is not empty, else writes LOG lines through out in managed mode, else writes to os.Stderr.
 func OpenLogger(out *Output, file, minLevel string, unsafe, managed bool) (*Logger, error) {
@@ -89,7 +100,7 @@ func OpenLogger(out *Output, file, minLevel string, unsafe, managed bool) (*Logg
 		w = f
 	}
 	l, err := NewLogger(out, w, minLevel, unsafe)
-	if l != nil && file != "" {
+	if err == nil {
 		l.file = file
 	}
 	return l, err

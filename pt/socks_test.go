@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -291,15 +292,26 @@ func TestSocksReplyCodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 0)
 	defer cancel()
 	<-ctx.Done()
-	cases := append(osReplyCases(), []replyCase{
+	winsock := func(code syscall.Errno) error { // as Windows gives them
+		return &net.OpError{Op: "dial", Err: os.NewSyscallError("connectex", code)}
+	}
+	cases := []replyCase{
 		{"refused by the system", refused, 0x05},
+		{"refused", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, 0x05},
+		{"network unreachable", os.NewSyscallError("connect", syscall.ENETUNREACH), 0x03},
+		{"host unreachable", syscall.EHOSTUNREACH, 0x04},
+		{"WSAECONNREFUSED", winsock(10061), 0x05},
+		{"WSAENETUNREACH", winsock(10051), 0x03},
+		{"WSAEHOSTUNREACH", winsock(10065), 0x04},
+		{"WSAETIMEDOUT", winsock(10060), 0x06},
+		{"WSAECONNRESET", winsock(10054), 0x01},
 		{"deadline", os.ErrDeadlineExceeded, 0x06},
 		{"context deadline", ctx.Err(), 0x06},
 		{"dns timeout", &net.DNSError{Err: "timeout", IsTimeout: true}, 0x06},
 		{"dns not found", &net.DNSError{Err: "no such host", IsNotFound: true}, 0x04},
 		{"other", errors.New("websocket: status 403"), 0x01},
 		{"nil", nil, 0x01},
-	}...)
+	}
 	for _, tc := range cases {
 		for _, v := range []byte{4, 5} {
 			conn := &bufConn{}

@@ -13,19 +13,16 @@ import (
 func WatchSignals(l *Logger, summary func()) (stop func()) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
-	go watchSignals(sigs, l, summary)
-	return func() { signal.Stop(sigs); close(sigs) }
-}
-
-// watchSignals serves WatchSignals until sigs is closed.
-func watchSignals(sigs <-chan os.Signal, l *Logger, summary func()) {
-	for sig := range sigs {
-		if sig != syscall.SIGHUP {
-			summary()
-		} else if err := l.Reopen(); err != nil {
-			l.Errorf("SIGHUP: reopening the log file: %v", err)
-		} else if l.file != "" {
-			l.Noticef("SIGHUP: log file reopened")
+	go func() {
+		for sig := range sigs {
+			if sig == syscall.SIGUSR1 {
+				summary()
+			} else if err := l.Reopen(); err != nil {
+				l.Errorf("SIGHUP: reopening the log file: %v", err)
+			} else if l.file != "" {
+				l.Noticef("SIGHUP: log file reopened")
+			}
 		}
-	}
+	}()
+	return func() { signal.Stop(sigs); close(sigs) }
 }

@@ -54,27 +54,33 @@ func fileHas(path, s string) bool {
 	return err == nil && strings.Contains(string(b), s)
 }
 
-// TestWatchSignalsLogrotate plays logrotate: the log file is renamed, SIGHUP makes the logger
-// write to a new file of the same name, and the renamed one keeps the earlier lines only.
-func TestWatchSignalsLogrotate(t *testing.T) {
+// TestWatchSignals sends real SIGUSR1 and SIGHUP to the test process, playing logrotate: the
+// log file is renamed, SIGHUP makes the logger write to a new file of the same name, and the
+// renamed one keeps the earlier lines only. The handlers keep the process alive.
+func TestWatchSignals(t *testing.T) {
 	dir := t.TempDir()
 	file, rotated := filepath.Join(dir, "pt.log"), filepath.Join(dir, "pt.log.1")
 	l, err := OpenLogger(nil, file, "notice", false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { l.w.(io.Closer).Close() }()
-	sigs := make(chan os.Signal, 1)
 	summaries := make(chan struct{}, 1)
-	done := make(chan struct{})
-	go func() { watchSignals(sigs, l, func() { summaries <- struct{}{} }); close(done) }()
+	stop := WatchSignals(l, func() { summaries <- struct{}{} })
+	defer func() { stop(); l.w.(io.Closer).Close() }()
+
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	received(t, summaries)
 
 	l.Noticef("before rotation")
 	if err := os.Rename(file, rotated); err != nil {
 		t.Fatal(err)
 	}
 	l.Noticef("renamed, not yet reopened")
-	sigs <- syscall.SIGHUP
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
 	if !waitFor(generous, func() bool { return fileHas(file, "SIGHUP: log file reopened") }) {
 		t.Fatal("no new log file after SIGHUP")
 	}
@@ -89,49 +95,11 @@ func TestWatchSignalsLogrotate(t *testing.T) {
 		t.Errorf("new file:\n%s", cur)
 	}
 
-	sigs <- syscall.SIGUSR1
-	select {
-	case <-summaries:
-	case <-time.After(generous):
-		t.Fatal("SIGUSR1 did not call summary")
-	}
-
 	// Reopen fails when the directory is gone; the open file stays in use.
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Reopen(); err == nil {
 		t.Error("Reopen in a removed directory succeeded")
-	}
-	close(sigs)
-	if !closedWithin(done, generous) {
-		t.Fatal("watchSignals did not end when its channel closed")
-	}
-}
-
-// TestWatchSignalsReal sends real SIGHUP and SIGUSR1 to the test process: the handlers that
-// WatchSignals installed keep it alive and act.
-func TestWatchSignalsReal(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "pt.log")
-	l, err := OpenLogger(nil, file, "notice", false, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	summaries := make(chan struct{}, 1)
-	stop := WatchSignals(l, func() { summaries <- struct{}{} })
-	defer func() { stop(); l.w.(io.Closer).Close() }()
-	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-summaries:
-	case <-time.After(generous):
-		t.Fatal("SIGUSR1 did not call summary")
-	}
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	if !waitFor(generous, func() bool { return fileHas(file, "SIGHUP: log file reopened") }) {
-		t.Fatal("SIGHUP did not reopen the log file")
 	}
 }
