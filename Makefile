@@ -8,11 +8,15 @@ MANDIR   ?= $(PREFIX)/share/man
 GO       ?= go
 FUZZTIME ?= 10s
 
-# Reproducible: no cgo, no paths, no VCS stamp, an empty build id.
-BUILDFLAGS = -trimpath -buildvcs=false -ldflags '-s -w -buildid= -X main.version=$(VERSION)'
+# Reproducible: no cgo, no paths, no VCS stamp, an empty build id. Stripped (-s -w) unless
+# STRIP=0, which keeps the symbol table and DWARF for a distribution's debug package.
+STRIP     ?= 1
+BUILDFLAGS = -trimpath -buildvcs=false -ldflags '$(if $(filter 0,$(STRIP)),,-s -w )-buildid= -X main.version=$(VERSION)'
 PROGRAMS   = websocket-client websocket-server
+# What Tor Browser ships on; "make release" builds them all (the Go toolchain alone, no cgo).
+PLATFORMS  = windows/amd64 windows/386 darwin/amd64 darwin/arm64 linux/amd64 linux/386 linux/arm64 android/arm64
 
-.PHONY: all build demo test interop fuzz bench install uninstall clean
+.PHONY: all build release demo test interop fuzz bench install uninstall clean
 
 all: build
 
@@ -20,9 +24,22 @@ build:
 	CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o bin/websocket-client ./client
 	CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o bin/websocket-server ./server
 
+# dist/websocket-{client,server}-VERSION-OS-ARCH[.exe] for each of PLATFORMS, and their SHA256SUMS.
+release:
+	rm -rf dist && mkdir dist
+	@set -e; for t in $(PLATFORMS); do \
+	  os=$${t%/*}; arch=$${t#*/}; ext=; if [ $$os = windows ]; then ext=.exe; fi; \
+	  for p in client server; do \
+	    echo "dist/websocket-$$p-$(VERSION)-$$os-$$arch$$ext"; \
+	    CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(BUILDFLAGS) \
+	      -o dist/websocket-$$p-$(VERSION)-$$os-$$arch$$ext ./$$p; \
+	  done; \
+	done
+	cd dist && LC_ALL=C sha256sum websocket-* >SHA256SUMS
+
 # The first thing to run: both programs carry 32 MiB each way on this machine, without tor.
 demo: build
-	$(GO) run ./tests/demo -bin bin
+	$(GO) run ./tests/_demo -bin bin
 
 test:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -32,8 +49,10 @@ test:
 
 # Tests against real peers (tor, Chromium, nginx, HAProxy, node ws, websockify), installed first
 # by tests/install-deps.sh. Root: they run in a network namespace of their own with only a
-# loopback interface. Ends with one line "interop: N passed, N failed" (tests and subtests).
-# First, the systemd unit and AppArmor rule that doc/ ships are checked (tests/verify-configs.sh).
+# loopback interface. First, the systemd unit and AppArmor rule that doc/ ships are checked
+# (tests/verify-configs.sh); after the tests, tests/debian-package.sh builds the Debian package of
+# doc/PACKAGING.md offline and checks it (one more test). Ends with one line
+# "interop: N passed, N failed" (tests and subtests).
 interop:
 	bash tests/install-deps.sh
 	bash tests/verify-configs.sh
@@ -43,6 +62,7 @@ interop:
 	rc=$$(cat "$$log.rc"); pass=$$(grep -c -- '--- PASS' "$$log"); fail=$$(grep -c -- '--- FAIL' "$$log"); \
 	rm -f "$$log" "$$log.rc"; \
 	if [ "$$rc" != 0 ] && [ "$$fail" = 0 ]; then fail=1; fi; \
+	if bash tests/debian-package.sh; then pass=$$((pass+1)); else fail=$$((fail+1)); fi; \
 	echo "interop: $$pass passed, $$fail failed"; [ "$$fail" = 0 ]
 
 # Each fuzz target for FUZZTIME (go test -fuzz takes one target at a time).
@@ -70,4 +90,4 @@ uninstall:
 	      $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(addsuffix .1,$(PROGRAMS)))
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

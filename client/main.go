@@ -19,8 +19,11 @@ import (
 	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/ws"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=..."; init falls back on the
+// module's version, then "dev" (pt.Version).
+var version string
+
+func init() { version = pt.Version(version) }
 
 const (
 	methodName     = "websocket"
@@ -108,6 +111,7 @@ func run() int {
 		names = []string{flashName}
 	}
 	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose, managed)
+	pt.WatchSignals(c.log, func() { c.stats.Report(c.log, c.status, methodName) }) // SIGHUP, SIGUSR1
 	var lns []net.Listener
 	for _, name := range names {
 		var ln net.Listener

@@ -33,7 +33,7 @@ type Dialer struct {
 // DialContext connects to addr ("host:port") over network "tcp", "tcp4" or "tcp6". Timeout
 // (when > 0) and ctx bound the connection and the whole proxy handshake; the returned
 // connection has no deadline set and is a *net.TCPConn (so CloseWrite works). A refusal by a
-// SOCKS5 proxy wraps the errno that fits its reply code (syscall.ECONNREFUSED for 5, and so on),
+// SOCKS5 proxy wraps the errno that fits its reply code (ECONNREFUSED for 5, and so on: socks5Causes),
 // so that SocksConn.Reject passes the same code on to tor.
 func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	if network != "tcp" && network != "tcp4" && network != "tcp6" {
@@ -192,8 +192,8 @@ func socks5Connect(rw io.ReadWriter, user *url.Userinfo, addr string) error {
 // socks5CodeError is the error for a SOCKS5 failure reply. It wraps the error that the code
 // stands for, so that socksReplyCode gives the code back.
 func socks5CodeError(code byte) error {
-	if cause := socks5Causes()[code]; cause != nil {
-		return fmt.Errorf("request failed with reply code %d: %w", code, cause)
+	if causes := socks5Causes()[code]; causes != nil {
+		return fmt.Errorf("request failed with reply code %d: %w", code, causes[0])
 	}
 	return fmt.Errorf("request failed with reply code %d", code)
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"strings"
-	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -226,7 +225,7 @@ func TestDialProxy(t *testing.T) {
 				if tc.wantCode != 0 && socksReplyCode(err) != tc.wantCode {
 					t.Errorf("Reject code %d, want %d", socksReplyCode(err), tc.wantCode)
 				}
-				<-proxyResult
+				received(t, proxyResult)
 				return
 			}
 			if err != nil {
@@ -234,7 +233,7 @@ func TestDialProxy(t *testing.T) {
 			}
 			defer conn.Close()
 			streamCheck(t, conn, tc.early+"pong")
-			if err := <-proxyResult; err != nil {
+			if err := received(t, proxyResult); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -299,7 +298,7 @@ func TestDialProxyClearsDeadline(t *testing.T) {
 	defer conn.Close()
 	time.Sleep(300 * time.Millisecond) // past the handshake's deadline
 	streamCheck(t, conn, "pong")
-	if err := <-proxyResult; err != nil {
+	if err := received(t, proxyResult); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -312,7 +311,7 @@ func TestDialProxySilent(t *testing.T) {
 	if socksReplyCode(err) != socksTTLExpired {
 		t.Fatalf("got %v, want a timeout", err)
 	}
-	<-proxyResult
+	received(t, proxyResult)
 
 	addr, proxyResult = fakeProxy(t, false)
 	d = &Dialer{ProxyURL: &url.URL{Scheme: "socks4a", Host: addr}}
@@ -321,7 +320,7 @@ func TestDialProxySilent(t *testing.T) {
 	if _, err = d.DialContext(ctx, "tcp", "192.0.2.1:443"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
-	<-proxyResult
+	received(t, proxyResult)
 }
 
 func TestDialErrors(t *testing.T) {
@@ -333,8 +332,8 @@ func TestDialErrors(t *testing.T) {
 	ln.Close()
 	ctx := context.Background()
 	d := &Dialer{ProxyURL: &url.URL{Scheme: "socks5", Host: closed}}
-	if _, err := d.DialContext(ctx, "tcp", "192.0.2.1:443"); !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("proxy down: %v", err)
+	if _, err := d.DialContext(ctx, "tcp", "192.0.2.1:443"); socksReplyCode(err) != socksConnRefused {
+		t.Errorf("proxy down: %v (SOCKS reply %d)", err, socksReplyCode(err))
 	}
 	d = &Dialer{ProxyURL: &url.URL{Scheme: "https", Host: closed}}
 	if _, err := d.DialContext(ctx, "tcp", "192.0.2.1:443"); err == nil || !strings.Contains(err.Error(), "scheme") {

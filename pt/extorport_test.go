@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -147,15 +146,18 @@ func pingPong(t *testing.T, conn *net.TCPConn) {
 }
 
 // dialOrCheck runs DialOr and, when it succeeds, checks the stream. It returns DialOr's error
-// and the result of tor's side.
+// and the result of tor's side, which a failed dial (loopback down) never reaches.
 func dialOrCheck(t *testing.T, info *ServerInfo, clientAddr string, torResult <-chan error) (dialErr, torErr error) {
 	t.Helper()
 	conn, err := DialOr(info, clientAddr, "websocket")
+	if opErr := (*net.OpError)(nil); errors.As(err, &opErr) && opErr.Op == "dial" {
+		t.Fatalf("cannot reach the fake Extended ORPort: %v", err)
+	}
 	if err == nil {
 		pingPong(t, conn)
 		conn.Close()
 	}
-	return err, <-torResult
+	return err, received(t, torResult)
 }
 
 func TestDialOrExtended(t *testing.T) {
@@ -208,7 +210,7 @@ func TestDialOrWrongCookieSendsNothing(t *testing.T) {
 	if _, err := DialOr(&ServerInfo{ExtendedOrAddr: addr, AuthCookieFile: path}, "", "websocket"); err == nil {
 		t.Fatal("no error")
 	}
-	if err := <-torResult; err != io.EOF {
+	if err := received(t, torResult); err != io.EOF {
 		t.Fatalf("tor read %v after the server hash, want EOF", err)
 	}
 }
@@ -239,7 +241,7 @@ func TestDialOrSilentTor(t *testing.T) {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("got %v, want a deadline error", err)
 	}
-	if err := <-torResult; err != nil {
+	if err := received(t, torResult); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -321,14 +323,14 @@ func TestDialOrPlain(t *testing.T) {
 	}
 	closed := ln.Addr().(*net.TCPAddr)
 	ln.Close()
-	if _, err := DialOr(&ServerInfo{ExtendedOrAddr: closed, AuthCookieFile: path}, "", "websocket"); !errors.Is(err, syscall.ECONNREFUSED) {
+	if _, err := DialOr(&ServerInfo{ExtendedOrAddr: closed, AuthCookieFile: path}, "", "websocket"); socksReplyCode(err) != socksConnRefused {
 		t.Fatalf("Extended ORPort down: %v", err)
 	}
 	addr, torResult = fakePeer(t, torSide{cookieA, "\x01\x00", 1, "", okay}.serve)
 	if _, err := DialOr(&ServerInfo{ExtendedOrAddr: addr, AuthCookieFile: path}, "", strings.Repeat("w", 1<<16)); err == nil {
 		t.Fatal("a 64 KiB transport name was sent")
 	}
-	<-torResult
+	received(t, torResult)
 }
 
 func TestReadExtOrReply(t *testing.T) {

@@ -1,6 +1,7 @@
 package pt
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -26,9 +28,10 @@ func levelIndex(level string) int {
 // by "[scrubbed]" (see scrub). It is safe for concurrent use.
 type Logger struct {
 	out    *Output
-	mu     sync.Mutex // serializes writes to w
+	mu     sync.Mutex // serializes writes to w, and Reopen
 	w      io.Writer
-	limit  int // levelIndex of the least severe level logged
+	file   string // OpenLogger's file, which Reopen reopens
+	limit  int    // levelIndex of the least severe level logged
 	unsafe bool
 }
 
@@ -75,6 +78,15 @@ func CommandLine(fs *flag.FlagSet, args []string, version string) (l LogFlags, c
 	return l, 0, false
 }
 
+// Version is a program's version: linked when set (the Makefile's -ldflags "-X main.version=..."),
+// else the main module's version in the build information if any (go install MODULE@v1.2.3), else "dev".
+func Version(linked string) string {
+	if bi, ok := debug.ReadBuildInfo(); linked == "" && ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return cmp.Or(linked, "dev")
+}
+
 // OpenLogger is NewLogger for a program's -log flag: it appends to file (created 0600) when file
 // is not empty, else writes LOG lines through out in managed mode, else writes to os.Stderr.
 func OpenLogger(out *Output, file, minLevel string, unsafe, managed bool) (*Logger, error) {
@@ -83,13 +95,38 @@ func OpenLogger(out *Output, file, minLevel string, unsafe, managed bool) (*Logg
 		w = nil
 	}
 	if file != "" && levelIndex(minLevel) >= 0 { // a bad level makes no file
-		f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		f, err := openLogFile(file)
 		if err != nil {
 			return nil, err
 		}
 		w = f
 	}
-	return NewLogger(out, w, minLevel, unsafe)
+	l, err := NewLogger(out, w, minLevel, unsafe)
+	if err == nil {
+		l.file = file
+	}
+	return l, err
+}
+
+func openLogFile(file string) (*os.File, error) {
+	return os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+}
+
+// Reopen opens the log file again by its name and closes the old one, for logrotate (SIGHUP).
+// It does nothing for a Logger that OpenLogger did not give a file; on error the old file stays.
+func (l *Logger) Reopen() error {
+	if l.file == "" {
+		return nil
+	}
+	f, err := openLogFile(l.file)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	old := l.w.(io.Closer)
+	l.w = f
+	l.mu.Unlock()
+	return old.Close()
 }
 
 func (l *Logger) logf(level string, format string, a ...any) { l.log(level, "", format, a...) }
@@ -104,14 +141,13 @@ func (l *Logger) log(level, kept, format string, a ...any) {
 		msg = scrub(msg)
 	}
 	msg += kept
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.w == nil {
 		l.out.Log(level, msg)
 		return
 	}
-	line := time.Now().Format("2006-01-02 15:04:05") + " [" + level + "] " + escape(msg, false) + "\n"
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, _ = io.WriteString(l.w, line)
+	_, _ = io.WriteString(l.w, time.Now().Format("2006-01-02 15:04:05")+" ["+level+"] "+escape(msg, false)+"\n")
 }
 
 // Errorf, Warnf, Noticef, Infof and Debugf log a message at their level.

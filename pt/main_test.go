@@ -41,3 +41,17 @@ func leakedGoroutines(grace time.Duration) string {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// received returns the next value from ch, or fails the test after a generous wait: a peer that
+// never answers (when loopback is down, say) must fail the test on its own deadline, not hang it.
+func received[T any](t testing.TB, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("nothing received from the peer within 10 s")
+	}
+	var zero T
+	return zero
+}

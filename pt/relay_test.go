@@ -146,7 +146,7 @@ func TestRelayTCPHalfClose(t *testing.T) {
 		t.Fatalf("right write after EOF: %v", err)
 	}
 	right.CloseWrite()
-	if err := <-leftErr; err != nil {
+	if err := received(t, leftErr); err != nil {
 		t.Fatal(err)
 	}
 	if sha256.Sum256(gotDown) != sha256.Sum256(down) {
@@ -340,7 +340,7 @@ func BenchmarkRelayTCP(b *testing.B) {
 	b.StopTimer()
 	right.Close()
 	left.Close()
-	<-done
+	received(b, done)
 }
 
 // BenchmarkRelayIdle measures the memory an idle tunnel holds: two goroutines waiting in Read
@@ -370,7 +370,7 @@ func BenchmarkRelayIdle(b *testing.B) {
 			e.Close()
 		}
 		for _, d := range dones {
-			<-d
+			received(b, d)
 		}
 	}
 }

@@ -250,21 +250,26 @@ func (c *SocksConn) replyFor(code byte) []byte {
 	return []byte{0, cd, 0, 0, 0, 0, 0, 0}
 }
 
-// socks5Causes maps SOCKS5 failure codes to the errors they stand for.
-func socks5Causes() map[byte]error {
-	return map[byte]error{
-		socksNetUnreachable:  syscall.ENETUNREACH,
-		socksHostUnreachable: syscall.EHOSTUNREACH,
-		socksConnRefused:     syscall.ECONNREFUSED,
-		socksTTLExpired:      os.ErrDeadlineExceeded,
+// socks5Causes maps SOCKS5 failure codes to the errors of a failed connection that fit them; the
+// first is what a proxy's failure reply wraps (socks5CodeError). Windows returns Winsock's codes,
+// which syscall does not name (its ECONNREFUSED and the like are never returned there), and which
+// are larger than any other system's errno.
+func socks5Causes() map[byte][]error {
+	return map[byte][]error{
+		socksNetUnreachable:  {syscall.ENETUNREACH, syscall.Errno(10051)},    // WSAENETUNREACH
+		socksHostUnreachable: {syscall.EHOSTUNREACH, syscall.Errno(10065)},   // WSAEHOSTUNREACH
+		socksConnRefused:     {syscall.ECONNREFUSED, syscall.Errno(10061)},   // WSAECONNREFUSED
+		socksTTLExpired:      {os.ErrDeadlineExceeded, syscall.Errno(10060)}, // WSAETIMEDOUT
 	}
 }
 
 // socksReplyCode is the SOCKS5 failure code that fits err.
 func socksReplyCode(err error) byte {
-	for code, cause := range socks5Causes() {
-		if errors.Is(err, cause) {
-			return code
+	for code, causes := range socks5Causes() {
+		for _, cause := range causes {
+			if errors.Is(err, cause) {
+				return code
+			}
 		}
 	}
 	var netErr net.Error

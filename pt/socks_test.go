@@ -267,6 +267,13 @@ func TestSocksHandshakeClearsDeadline(t *testing.T) {
 	}
 }
 
+// replyCase is an error and the SOCKS5 reply code that fits it.
+type replyCase struct {
+	name string
+	err  error
+	code byte
+}
+
 func TestSocksReplyCodes(t *testing.T) {
 	refused := func() error { // a real refusal: a closed loopback port
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -285,15 +292,19 @@ func TestSocksReplyCodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 0)
 	defer cancel()
 	<-ctx.Done()
-	cases := []struct {
-		name string
-		err  error
-		code byte
-	}{
+	winsock := func(code syscall.Errno) error { // as Windows gives them
+		return &net.OpError{Op: "dial", Err: os.NewSyscallError("connectex", code)}
+	}
+	cases := []replyCase{
 		{"refused by the system", refused, 0x05},
 		{"refused", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, 0x05},
 		{"network unreachable", os.NewSyscallError("connect", syscall.ENETUNREACH), 0x03},
 		{"host unreachable", syscall.EHOSTUNREACH, 0x04},
+		{"WSAECONNREFUSED", winsock(10061), 0x05},
+		{"WSAENETUNREACH", winsock(10051), 0x03},
+		{"WSAEHOSTUNREACH", winsock(10065), 0x04},
+		{"WSAETIMEDOUT", winsock(10060), 0x06},
+		{"WSAECONNRESET", winsock(10054), 0x01},
 		{"deadline", os.ErrDeadlineExceeded, 0x06},
 		{"context deadline", ctx.Err(), 0x06},
 		{"dns timeout", &net.DNSError{Err: "timeout", IsTimeout: true}, 0x06},

@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,14 +20,15 @@ type Termination struct {
 
 // MonitorTermination watches SIGTERM, SIGINT, stdin EOF (if exitOnStdinClose) and the parent's
 // death (if watchParent: getppid changes, polled every second; for managed mode, as a standalone
-// program's parent may be a shell that exits at once). SIGTERM, stdin EOF and the parent's
+// program's parent may be a shell that exits at once; not on Windows, where the parent's id never
+// changes and tor closes stdin instead). SIGTERM, stdin EOF and the parent's
 // death close both channels; the first SIGINT closes Stop, the second Now. Once Now is closed
 // the signal handlers are removed, so a further signal has its default effect.
 func MonitorTermination(stdin io.Reader, exitOnStdinClose, watchParent bool) *Termination {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	var getppid func() int // nil: the parent is not watched
-	if watchParent {
+	if watchParent && runtime.GOOS != "windows" {
 		getppid = os.Getppid
 	}
 	return monitor(sigs, func() { signal.Stop(sigs) }, stdin, exitOnStdinClose, getppid, time.Second)

@@ -115,32 +115,6 @@ func TestTerminationParentDeath(t *testing.T) {
 	}
 }
 
-// TestMonitorTerminationRealSignals sends real signals to the test process; MonitorTermination
-// has installed its handlers before returning, so they cannot kill the process.
-func TestMonitorTerminationRealSignals(t *testing.T) {
-	term := MonitorTermination(nil, false, false)
-	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if !closedWithin(term.Stop(), generous) {
-		t.Fatal("SIGINT did not close Stop")
-	}
-	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if !closedWithin(term.Now(), generous) {
-		t.Fatal("second SIGINT did not close Now")
-	}
-
-	term = MonitorTermination(nil, false, true)
-	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if !closedWithin(term.Now(), generous) || !isClosed(term.Stop()) {
-		t.Fatal("SIGTERM did not close Now and Stop")
-	}
-}
-
 func TestDrain(t *testing.T) {
 	term, sigs, _ := fakeMonitor(nil, false, nil)
 	var active atomic.Int64

@@ -20,8 +20,11 @@ import (
 	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/ws"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=..."; init falls back on the
+// module's version, then "dev" (pt.Version).
+var version string
+
+func init() { version = pt.Version(version) }
 
 const (
 	methodName     = "websocket"
@@ -173,6 +176,7 @@ func run() int {
 	if managed {
 		status = out
 	}
+	pt.WatchSignals(logger, func() { st.Report(logger, status, methodName) }) // SIGHUP, SIGUSR1
 	var servers []*http.Server
 	for _, ba := range info.Bindaddrs {
 		srv, addr, args, err := listen(info, ba, base, logger, st)

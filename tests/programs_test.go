@@ -745,7 +745,11 @@ func TestParentExit(t *testing.T) {
 			if _, err := fmt.Fscan(stdout, &pid); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+			t.Cleanup(func() {
+				if p, err := os.FindProcess(pid); err == nil {
+					p.Kill()
+				}
+			})
 			for deadline := time.Now().Add(waitLong); tc.managed && tc.program == "websocket-client"; time.Sleep(20 * time.Millisecond) {
 				b, _ := os.ReadFile(out)
 				if _, a, ok := strings.Cut(string(b), "CMETHOD websocket socks5 "); ok && strings.Contains(a, "\n") {

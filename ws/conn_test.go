@@ -170,7 +170,7 @@ func TestCloseHandshake(t *testing.T) {
 	if err := client.Close(); err != nil {
 		t.Fatalf("client Close: %v", err)
 	}
-	if err := <-done; err != nil {
+	if err := received(t, done); err != nil {
 		t.Fatalf("server read: %v", err)
 	}
 	if err := client.Close(); !errors.Is(err, net.ErrClosed) {
@@ -206,7 +206,7 @@ func TestCloseWithStatus(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != CloseInternalError || ce.Reason != "ORPort down" {
 		t.Fatalf("client read: %v", err)
 	}
-	if err := <-done; err != nil {
+	if err := received(t, done); err != nil {
 		t.Fatalf("CloseWithStatus: %v", err)
 	}
 	if _, err := client.Write([]byte("x")); err == nil {
@@ -325,11 +325,11 @@ func TestFailureCloseNoReset(t *testing.T) {
 				if rest, err := io.ReadAll(raw); len(rest) > 0 || err != nil {
 					t.Fatalf("run %d: after the Close the client read % x, %v; want EOF", i, rest, err)
 				}
-				if err := <-wrote; err != nil {
+				if err := received(t, wrote); err != nil {
 					t.Fatalf("run %d: client write: %v", i, err)
 				}
 				raw.Close()
-				if err := <-closed; err != nil {
+				if err := received(t, closed); err != nil {
 					t.Fatalf("run %d: server Close: %v", i, err)
 				}
 			}

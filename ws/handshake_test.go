@@ -251,7 +251,7 @@ func fakeServer(t *testing.T, answer func(key string) string) (addr string, requ
 	}
 	requests = make(chan *http.Request, 10)
 	done := make(chan struct{})
-	t.Cleanup(func() { ln.Close(); <-done })
+	t.Cleanup(func() { ln.Close(); received(t, done) })
 	go func() {
 		defer close(done)
 		for {
@@ -306,7 +306,7 @@ func TestClientFailures(t *testing.T) {
 			if isStatus := errors.As(err, &se); isStatus != (tc.name == "302 not followed") || isStatus && (se.Code != 302 || se.Status != "302 Found") {
 				t.Errorf("err %#v: a StatusError for the 302 answer only", err)
 			}
-			r := <-requests
+			r := received(t, requests)
 			if r.Host != addr || r.RequestURI != "/path?q=1" || r.Header.Get("User-Agent") != "test/1" ||
 				len(r.Header.Values("Sec-WebSocket-Protocol")) != 1 || r.Header.Get("Sec-WebSocket-Protocol") != "base64" || r.Header.Get("Sec-WebSocket-Version") != "13" {
 				t.Errorf("request %v %v %v", r.Host, r.RequestURI, r.Header)
@@ -414,14 +414,14 @@ func TestUpgradeOverHTTPServer(t *testing.T) {
 		t.Fatalf("refusal: %v %v", r, err)
 	}
 	io.Copy(io.Discard, r.Body)
-	if c := <-ch; c != nil {
+	if c := received(t, ch); c != nil {
 		t.Fatal("refused request hijacked")
 	}
 	nc.Write(append([]byte(good), frame...)) // the same connection, one write
 	if r, err = http.ReadResponse(br, nil); err != nil || r.StatusCode != 101 {
 		t.Fatalf("answer: %v %v", r, err)
 	}
-	c := <-ch
+	c := received(t, ch)
 	defer c.conn.Close()
 	buf := make([]byte, 3)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "abc" {

@@ -144,7 +144,7 @@ func pair(t testing.TB, copt, sopt *Options) (client, server *Conn) {
 	}))
 	t.Cleanup(srv.Close)
 	client = dial(t, srv.URL, copt)
-	server = <-ch
+	server = received(t, ch)
 	if server == nil {
 		t.FailNow()
 	}
@@ -199,4 +199,18 @@ func newHijackRecorder(raw []byte, wrap func(io.Reader) io.Reader) (*hijackRecor
 func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	h.hijacked = true
 	return &fakeConn{r: h.under, w: &h.out}, bufio.NewReadWriter(h.br, bufio.NewWriter(&h.out)), nil
+}
+
+// received returns the next value from ch, or fails the test after a generous wait: a peer that
+// never answers (when loopback is down, say) must fail the test on its own deadline, not hang it.
+func received[T any](t testing.TB, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("nothing received from the peer within 10 s")
+	}
+	var zero T
+	return zero
 }
