@@ -10,13 +10,17 @@ import (
 )
 
 // StallConn bounds conn's writes by progress rather than by duration: a Write fails with a
-// timeout error that names the stall timeout once no byte of it has been accepted (by the kernel, for TCP) for stall, however
+// timeout error that names the stall timeout once the peer has taken nothing for stall, however
 // long the whole write takes, so that a slow but live reader is never cut and a peer that stops
-// reading cannot hold the writer for ever. Deadlines set on the result still apply. Put it
-// under TLS (a timed-out TLS write cannot be resumed). stall <= 0 returns conn as it is.
+// reading cannot hold the writer for ever. Deadlines set on the result still apply. Put it under
+// TLS (a timed-out TLS write cannot be resumed). stall <= 0 returns conn as it is.
 //
-// The conn's write deadline is renewed only when less than half of stall remains, so a busy
-// writer costs a timer update every stall/2, not one per write.
+// A blocked write wakes every stall/4 and writes again: the kernel takes any bytes that the
+// peer's acknowledgements freed (a waiting writer is woken only once a third of its send buffer
+// is free, which a slow reader may take minutes to free), and these count as progress. So a
+// stall is cut between stall and 1.5 × stall after the peer last took data. The deadline that
+// wakes it is renewed when less than stall/8 remains: a busy writer costs a timer update every
+// stall/8, not one per write.
 func StallConn(conn net.Conn, stall time.Duration) net.Conn {
 	if stall <= 0 {
 		return conn
@@ -29,16 +33,16 @@ type stallConn struct {
 	stall time.Duration
 	mu    sync.Mutex
 	user  time.Time // the write deadline set by the caller
-	armed time.Time // when the current stall window ends
+	armed time.Time // the next look for progress
 }
 
 // Write writes all of p unless the peer takes nothing for stall or the caller's deadline passes.
 // One goroutine writes at a time; SetWriteDeadline may be called during a Write.
 func (c *stallConn) Write(p []byte) (int, error) {
 	n, now := 0, time.Now()
-	last := now // when the write began or a byte was last accepted
+	last := now // when the write began or bytes were last accepted
 	for {
-		user := c.renew(last, now)
+		user := c.renew(now)
 		m, err := c.Conn.Write(p[n:])
 		n += m
 		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -56,19 +60,19 @@ func (c *stallConn) Write(p []byte) (int, error) {
 	}
 }
 
-// renew moves the stall window to end at last+stall when less than half of it remains or it
-// has ended, and returns the caller's deadline.
-func (c *stallConn) renew(last, now time.Time) time.Time {
+// renew keeps the next look for progress between stall/8 and stall/4 ahead of now, and returns
+// the caller's deadline.
+func (c *stallConn) renew(now time.Time) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.armed.Sub(last) < c.stall/2 || !c.armed.After(now) {
-		c.armed = last.Add(c.stall)
+	if c.armed.Sub(now) < c.stall/8 {
+		c.armed = now.Add(c.stall / 4)
 		c.apply()
 	}
 	return c.user
 }
 
-// apply sets the conn's write deadline to the earlier of the caller's and the stall window's.
+// apply sets the conn's write deadline to the earlier of the caller's and the next look.
 func (c *stallConn) apply() {
 	d := c.user
 	if !c.armed.IsZero() && (d.IsZero() || c.armed.Before(d)) {

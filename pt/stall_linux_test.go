@@ -1,0 +1,64 @@
+package pt
+
+import (
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestStallConnSlowTCP: a reader at 5 KiB/s behind a small receive buffer, written to through a
+// large send buffer. The kernel wakes a blocked writer only when a third of its queue is free,
+// which takes minutes here; the write is not cut, since every look for progress writes again
+// and the kernel takes what was freed. When the reader stops, the write is cut within 1.5 times
+// the bound (and some slack).
+func TestStallConnSlowTCP(t *testing.T) {
+	const stall = 800 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
+	}}
+	reader, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	w, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.(*net.TCPConn).SetWriteBuffer(4 << 20)
+	ch := make(chan writeResult, 1)
+	go func() {
+		start := time.Now()
+		n, err := StallConn(w, stall).Write(make([]byte, 64<<20))
+		ch <- writeResult{n, err, time.Since(start)}
+	}()
+	buf := make([]byte, 512)
+	reader.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for end := time.Now().Add(5 * stall); time.Now().Before(end); {
+		time.Sleep(100 * time.Millisecond) // the pace of the slow reader under test
+		if _, err := reader.Read(buf); err != nil {
+			t.Fatalf("slow reader: %v", err)
+		}
+		select {
+		case r := <-ch:
+			t.Fatalf("a live reader was cut: Write = %d, %v after %v", r.n, r.err, r.at)
+		default:
+		}
+	}
+	stopped := time.Now() // the reader stops
+	r := waitWrite(t, ch)
+	if r.err == nil || !strings.Contains(r.err.Error(), "stall timeout") {
+		t.Fatalf("Write = %d, %v; want the stall timeout", r.n, r.err)
+	}
+	if took := time.Since(stopped); took > 2*stall {
+		t.Errorf("cut %v after the reader stopped, want at most about 1.5 × %v", took, stall)
+	}
+}
