@@ -47,8 +47,7 @@ func Relay(a, b net.Conn, opt RelayOptions) (aToB, bToA int64, err error) {
 	fail := func(e error) { // mu held
 		if !closed {
 			err = e
-			closeAfter(a, e)
-			closeAfter(b, e)
+			closeAfter(e, a, b)
 		}
 		closed = true
 	}
@@ -93,13 +92,20 @@ func Relay(a, b net.Conn, opt RelayOptions) (aToB, bToA int64, err error) {
 	return aToB, bToA, err
 }
 
-// closeAfter closes c after err: with CloseWithError when c has it.
-func closeAfter(c net.Conn, err error) {
-	if ce, ok := c.(interface{ CloseWithError(error) error }); ok {
-		_ = ce.CloseWithError(err)
-		return
+// closeAfter closes the conns after err: those with a CloseWithError method with it, after the
+// others, since it may wait for its peer's answer.
+func closeAfter(err error, conns ...net.Conn) {
+	type failer interface{ CloseWithError(error) error }
+	for _, c := range conns {
+		if _, ok := c.(failer); !ok {
+			_ = c.Close()
+		}
 	}
-	_ = c.Close()
+	for _, c := range conns {
+		if f, ok := c.(failer); ok {
+			_ = f.CloseWithError(err)
+		}
+	}
 }
 
 // pump copies src to dst until an error (io.EOF at the end of src), writing every byte read
