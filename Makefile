@@ -5,6 +5,7 @@ VERSION  ?= 0.1.0
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 MANDIR   ?= $(PREFIX)/share/man
+DATADIR  ?= $(PREFIX)/share/websocket
 GO       ?= go
 FUZZTIME ?= 10s
 
@@ -80,14 +81,18 @@ bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 	cd bench && $(GO) run . -o ../doc/PERFORMANCE.md $(BENCHFLAGS)
 
+# The browser proxy of flash-proxy mode goes to DATADIR/proxy, for a web server to serve.
 install: build
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DATADIR)/proxy
 	install -m 0755 bin/websocket-client bin/websocket-server $(DESTDIR)$(BINDIR)/
 	install -m 0644 doc/websocket-client.1 doc/websocket-server.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 proxy/proxy.html proxy/proxy.js $(DESTDIR)$(DATADIR)/proxy/
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS)) \
-	      $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(addsuffix .1,$(PROGRAMS)))
+	      $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(addsuffix .1,$(PROGRAMS))) \
+	      $(DESTDIR)$(DATADIR)/proxy/proxy.html $(DESTDIR)$(DATADIR)/proxy/proxy.js
+	-rmdir $(DESTDIR)$(DATADIR)/proxy $(DESTDIR)$(DATADIR) 2>/dev/null
 
 clean:
 	rm -rf bin dist
