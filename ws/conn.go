@@ -50,10 +50,10 @@ func (e *CloseError) Error() string {
 }
 
 // Conn is a WebSocket connection presented as a byte stream (a net.Conn).
-// One goroutine may Read and one may Write at a time; Close, CloseWrite,
-// CloseWithStatus, CloseWithError and the deadline setters may be called
-// concurrently. The close handshake is described in doc.go; reading is in
-// read.go, writing in write.go, closing in close.go.
+// One goroutine may Read and one may Write at a time; the other methods may
+// be called concurrently. Frames are written whole, so a Pong may come
+// between two frames of one message. The close handshake is described in
+// doc.go; reading is in read.go, writing in write.go, closing in close.go.
 type Conn struct {
 	conn   net.Conn
 	client bool          // we mask, the peer must not
