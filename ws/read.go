@@ -33,13 +33,11 @@ func (c *Conn) read(p []byte) (int, error) {
 			}
 			continue
 		}
-		var n int
-		var err error
+		read := c.readPayload
 		if c.msgText {
-			n, err = c.readText(p)
-		} else {
-			n, err = c.readPayload(p)
+			read = c.readText
 		}
+		n, err := read(p)
 		if c.remain == 0 && c.fin && c.rerr == nil { // also when a timeout came with the last bytes
 			if eerr := c.endMessage(); eerr != nil {
 				err = eerr
@@ -285,10 +283,7 @@ func (c *Conn) control(op byte, payload []byte) error {
 	c.peerClosed.Store(true)
 	if code == CloseNormal || code == CloseNoStatus {
 		// A clean Close ends the peer's direction, like a TCP FIN. Our
-		// answer is sent by CloseWrite or Close, so that the local side can
-		// end what it is sending, but no later than the close timeout:
-		// section 5.5.1 asks for it as soon as practical, and the peer may
-		// stop reading data once it has sent its Close.
+		// answer waits for CloseWrite or Close, at most c.wait (doc.go).
 		c.setReadErr(io.EOF)
 		time.AfterFunc(c.wait, func() {
 			if !c.closeSent.Load() && c.reply(opClose, closePayload(CloseNormal, "")) != nil {
@@ -323,16 +318,12 @@ func (c *Conn) reply(op byte, payload []byte) error {
 	if op == opClose {
 		c.conn.SetWriteDeadline(deadline)
 	}
+	t := time.NewTimer(c.wait)
+	defer t.Stop()
 	select {
 	case c.wlock <- struct{}{}:
-	default: // contended: wait, but not for ever
-		t := time.NewTimer(c.wait)
-		defer t.Stop()
-		select {
-		case c.wlock <- struct{}{}:
-		case <-t.C:
-			return errReplyDropped
-		}
+	case <-t.C:
+		return errReplyDropped
 	}
 	defer c.unlock()
 	if op == opPong && c.werr == nil {
