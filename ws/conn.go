@@ -85,8 +85,8 @@ type Conn struct {
 	// so that Read's control replies can wait for it with a bound); werr is
 	// guarded by it.
 	wlock chan struct{}
-	werr  error        // sticky: errWriteClosed after our Close, or a write error
-	wdl   atomic.Int64 // the caller's write deadline (UnixNano, 0: none)
+	werr  error                     // sticky: errWriteClosed after our Close, or a write error
+	wdl   atomic.Pointer[time.Time] // the caller's write deadline
 
 	closeSent  atomic.Bool // our Close frame was sent, or writing failed
 	peerClosed atomic.Bool // the peer's Close frame was received
@@ -124,18 +124,14 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // write that times out ends writing, as any write error does. Read's
 // control replies set their own bound for their write and restore t after.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	var ns int64
-	if !t.IsZero() {
-		ns = t.UnixNano()
-	}
-	c.wdl.Store(ns)
+	c.wdl.Store(&t)
 	return c.conn.SetWriteDeadline(t)
 }
 
 // writeDeadline is the caller's write deadline.
 func (c *Conn) writeDeadline() time.Time {
-	if ns := c.wdl.Load(); ns != 0 {
-		return time.Unix(0, ns)
+	if t := c.wdl.Load(); t != nil {
+		return *t
 	}
 	return time.Time{}
 }
