@@ -71,11 +71,9 @@ type Conn struct {
 	fin     bool  // the current data frame ends its message
 	rkey    [4]byte
 	rkeyPos int
-	rmasked bool
-	inMsg   bool  // a data message is open
 	msgText bool  // the open message is text (base64)
 	msgLen  int64 // wire bytes of the open message so far
-	msgFrms int64 // frames of the open message so far
+	msgFrms int64 // frames of the open message so far; 0: no message is open
 	dec     decoder
 	rerr    error // sticky: io.EOF, *CloseError or the conn's error
 	readEnd chan struct{}

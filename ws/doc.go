@@ -24,8 +24,8 @@
 //     waits for CloseWrite or Close, but at most CloseTimeout: section
 //     5.5.1 asks for it as soon as practical, and the peer may stop reading
 //     once it has closed. Any other status is echoed at once. A failed
-//     connection is closed with a lingering close (see linger), so that a
-//     reset cannot destroy our Close before the peer reads it.
+//     connection is closed with a lingering close (see CloseWithStatus), so
+//     that a reset cannot destroy our Close before the peer reads it.
 //   - The "base64" subprotocol of the WebSocket pluggable transport
 //     proposal (flashproxy doc/websocket-transport.txt): when negotiated,
 //     each Write is one text message of standard base64, padded at its end

@@ -120,7 +120,7 @@ func (c *Conn) readPayload(p []byte) (n int, err error) {
 		m, err = c.rawRead(p[n:])
 		n += m
 	}
-	if c.rmasked {
+	if !c.client { // the checks in nextFrame leave only masked frames to the server
 		c.rkeyPos = mask(c.rkey, c.rkeyPos, p[:n])
 	}
 	c.remain -= int64(n)
@@ -152,7 +152,7 @@ func (c *Conn) readText(p []byte) (int, error) {
 }
 
 func (c *Conn) endMessage() error {
-	c.inMsg, c.msgLen, c.msgFrms = false, 0, 0
+	c.msgLen, c.msgFrms = 0, 0
 	if c.msgText {
 		if err := c.dec.end(); err != nil {
 			return c.fail(CloseInvalidData, "truncated base64 message")
@@ -204,7 +204,6 @@ func (c *Conn) nextFrame() error {
 	case !c.client && !masked:
 		return c.fail(CloseProtocolError, "unmasked frame from client")
 	}
-	c.rmasked = masked
 	if masked {
 		copy(c.rkey[:], hb[h-4:])
 		c.rkeyPos = 0
@@ -231,16 +230,16 @@ func (c *Conn) nextFrame() error {
 	switch {
 	case op > opBinary:
 		return c.fail(CloseProtocolError, "reserved opcode")
-	case op == opContinuation && !c.inMsg:
+	case op == opContinuation && c.msgFrms == 0:
 		return c.fail(CloseProtocolError, "continuation frame without a message")
-	case op != opContinuation && c.inMsg:
+	case op != opContinuation && c.msgFrms > 0:
 		return c.fail(CloseProtocolError, "new message inside a fragmented message")
 	case op == opText && !c.b64:
 		return c.fail(CloseUnsupportedData, "text frame without the base64 subprotocol")
 	}
 	c.rpos += h
 	if op != opContinuation {
-		c.inMsg, c.msgText = true, op == opText
+		c.msgText = op == opText
 	}
 	c.msgFrms++
 	switch {
