@@ -160,23 +160,6 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opt *Options) (*Conn, error
 	return c, nil
 }
 
-// headLimit reads at most n bytes, then fails with errHeadTooBig.
-type headLimit struct {
-	r io.Reader
-	n int
-}
-
-var errHeadTooBig = errors.New("websocket: handshake response too large")
-
-func (l *headLimit) Read(p []byte) (int, error) {
-	if l.n <= 0 {
-		return 0, errHeadTooBig
-	}
-	n, err := l.r.Read(p[:min(len(p), l.n)])
-	l.n -= n
-	return n, err
-}
-
 // ParseURL parses s as a WebSocket URL (RFC 6455 section 3): scheme ws or wss, a host, and
 // neither user information nor a fragment, which the ws-URI grammar has no place for. The
 // error does not repeat s, which may name a bridge.
@@ -242,8 +225,12 @@ func Client(conn net.Conn, u *url.URL, opt *Options) (*Conn, error) {
 	if _, err := io.WriteString(conn, req.String()); err != nil {
 		return nil, fmt.Errorf("websocket: writing handshake: %w", err)
 	}
-	br := bufio.NewReaderSize(&headLimit{r: conn, n: maxResponseHead}, 1024)
+	lim := &io.LimitedReader{R: conn, N: maxResponseHead}
+	br := bufio.NewReaderSize(lim, 1024)
 	b64, err := readResponse(br, key, o.Base64)
+	if lim.N == 0 && errors.Is(err, io.ErrUnexpectedEOF) { // cut by the limit
+		return nil, errors.New("websocket: handshake response too large")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -257,9 +244,6 @@ func Client(conn net.Conn, u *url.URL, opt *Options) (*Conn, error) {
 // and reports whether base64 was accepted.
 func readResponse(br *bufio.Reader, key string, offered bool) (bool, error) {
 	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
-	if errors.Is(err, errHeadTooBig) {
-		return false, errHeadTooBig
-	}
 	if err != nil {
 		return false, fmt.Errorf("websocket: reading handshake response: %w", err)
 	}
