@@ -1,7 +1,9 @@
 package ws
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -63,7 +65,7 @@ type Conn struct {
 
 	// Reader state, guarded by rmu (held by Read, or by Close when idle).
 	rmu     sync.Mutex
-	pre     []byte    // bytes read during the handshake, served first
+	raw     io.Reader // the bytes read during the handshake, then conn
 	rbuf    [256]byte // small read-ahead for headers and short frames
 	rpos    int
 	rend    int
@@ -96,7 +98,7 @@ func newConn(conn net.Conn, client, b64 bool, maxMsg int, pre []byte) *Conn {
 		maxMsg = DefaultMaxMessage
 	}
 	return &Conn{conn: conn, client: client, b64: b64, maxMsg: int64(maxMsg),
-		wait: defaultCloseTimeout, pre: pre, readEnd: make(chan struct{}),
+		wait: defaultCloseTimeout, raw: io.MultiReader(bytes.NewReader(pre), conn), readEnd: make(chan struct{}),
 		wlock: make(chan struct{}, 1)}
 }
 

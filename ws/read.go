@@ -71,19 +71,6 @@ func (c *Conn) setReadErr(err error) {
 	c.endOnce.Do(func() { close(c.readEnd) })
 }
 
-// rawRead reads from the bytes left by the handshake, then from the conn.
-func (c *Conn) rawRead(p []byte) (int, error) {
-	if len(c.pre) > 0 {
-		n := copy(p, c.pre)
-		c.pre = c.pre[n:]
-		if len(c.pre) == 0 {
-			c.pre = nil
-		}
-		return n, nil
-	}
-	return c.conn.Read(p)
-}
-
 // need makes rbuf[rpos:rpos+n] available (n <= len(rbuf)). A timeout keeps
 // what was read, so a retry continues where it stopped.
 func (c *Conn) need(n int) error {
@@ -93,7 +80,7 @@ func (c *Conn) need(n int) error {
 	c.rend = copy(c.rbuf[:], c.rbuf[c.rpos:c.rend])
 	c.rpos = 0
 	for c.rend < n {
-		m, err := c.rawRead(c.rbuf[c.rend:])
+		m, err := c.raw.Read(c.rbuf[c.rend:])
 		c.rend += m
 		if err != nil && c.rend < n {
 			return err
@@ -117,7 +104,7 @@ func (c *Conn) readPayload(p []byte) (n int, err error) {
 	}
 	if n < len(p) {
 		var m int
-		m, err = c.rawRead(p[n:])
+		m, err = c.raw.Read(p[n:])
 		n += m
 	}
 	if !c.client { // the checks in nextFrame leave only masked frames to the server
