@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -65,12 +66,9 @@ type Conn struct {
 
 	// Reader state, guarded by rmu (held by Read, or by Close when idle).
 	rmu     sync.Mutex
-	raw     io.Reader // the bytes read during the handshake, then conn
-	rbuf    [256]byte // small read-ahead for headers and short frames
-	rpos    int
-	rend    int
-	remain  int64 // payload bytes left in the current data frame
-	fin     bool  // the current data frame ends its message
+	br      *bufio.Reader // the bytes read with the handshake, then conn; 256 bytes of read-ahead
+	remain  int64         // payload bytes left in the current data frame
+	fin     bool          // the current data frame ends its message
 	rkey    [4]byte
 	rkeyPos int
 	msgText bool  // the open message is text (base64)
@@ -98,8 +96,8 @@ func newConn(conn net.Conn, client, b64 bool, maxMsg int, pre []byte) *Conn {
 		maxMsg = DefaultMaxMessage
 	}
 	return &Conn{conn: conn, client: client, b64: b64, maxMsg: int64(maxMsg),
-		wait: defaultCloseTimeout, raw: io.MultiReader(bytes.NewReader(pre), conn), readEnd: make(chan struct{}),
-		wlock: make(chan struct{}, 1)}
+		wait: defaultCloseTimeout, readEnd: make(chan struct{}),
+		wlock: make(chan struct{}, 1), br: bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pre), conn), 256)}
 }
 
 // Subprotocol returns the negotiated subprotocol: "base64" or "".

@@ -56,7 +56,7 @@
 // (the pt package's StallConn does, by progress). Nothing buffered grows
 // with what the peer declares: payload is read straight into the caller's
 // buffer (base64 text through a pooled buffer of one frame's size, taken
-// per Read), headers and control frames through a 256-byte array, and
+// per Read), headers and control frames through a 256-byte bufio.Reader, and
 // write buffers come from a pool per frame.
 //
 // # The closing handshake

@@ -71,26 +71,8 @@ func (c *Conn) setReadErr(err error) {
 	c.endOnce.Do(func() { close(c.readEnd) })
 }
 
-// need makes rbuf[rpos:rpos+n] available (n <= len(rbuf)). A timeout keeps
-// what was read, so a retry continues where it stopped.
-func (c *Conn) need(n int) error {
-	if c.rend-c.rpos >= n {
-		return nil
-	}
-	c.rend = copy(c.rbuf[:], c.rbuf[c.rpos:c.rend])
-	c.rpos = 0
-	for c.rend < n {
-		m, err := c.raw.Read(c.rbuf[c.rend:])
-		c.rend += m
-		if err != nil && c.rend < n {
-			return err
-		}
-	}
-	return nil
-}
-
 // readPayload reads data payload of the current frame into p, unmasked.
-// Bytes of the frame already in rbuf come first, and then, in the same
+// Bytes of the frame already in br come first, and then, in the same
 // call, as much of the rest of the frame as p takes: the sender wrote the
 // frame at once, so its rest is on its way, and a relay then forwards one
 // large write per frame rather than a small one and a large one.
@@ -98,13 +80,12 @@ func (c *Conn) readPayload(p []byte) (n int, err error) {
 	if int64(len(p)) > c.remain {
 		p = p[:c.remain]
 	}
-	if c.rpos < c.rend {
-		n = copy(p, c.rbuf[c.rpos:c.rend])
-		c.rpos += n
+	if c.br.Buffered() > 0 {
+		n, _ = c.br.Read(p) // only what is buffered, without error
 	}
 	if n < len(p) {
 		var m int
-		m, err = c.raw.Read(p[n:])
+		m, err = c.br.Read(p[n:])
 		n += m
 	}
 	if !c.client { // the checks in nextFrame leave only masked frames to the server
@@ -150,12 +131,14 @@ func (c *Conn) endMessage() error {
 
 // nextFrame reads a frame header (RFC 6455 section 5.2) and checks it.
 // Control frames are handled whole here; for a data frame it sets up the
-// payload read.
+// payload read. A timeout leaves what was read in br, so a retry continues
+// where it stopped.
 func (c *Conn) nextFrame() error {
-	if err := c.need(2); err != nil {
+	b, err := c.br.Peek(2)
+	if err != nil {
 		return err
 	}
-	b0, b1 := c.rbuf[c.rpos], c.rbuf[c.rpos+1]
+	b0, b1 := b[0], b[1]
 	fin, op, masked := b0&0x80 != 0, b0&0x0F, b1&0x80 != 0
 	n := int64(b1 & 0x7F)
 	h := 2
@@ -168,10 +151,10 @@ func (c *Conn) nextFrame() error {
 	if masked {
 		h += 4
 	}
-	if err := c.need(h); err != nil {
+	hb, err := c.br.Peek(h)
+	if err != nil {
 		return err
 	}
-	hb := c.rbuf[c.rpos : c.rpos+h]
 	switch n {
 	case 126:
 		n = int64(binary.BigEndian.Uint16(hb[2:]))
@@ -204,11 +187,12 @@ func (c *Conn) nextFrame() error {
 		case n > maxControl:
 			return c.fail(CloseProtocolError, "control frame too long")
 		}
-		if err := c.need(h + int(n)); err != nil {
+		b, err := c.br.Peek(h + int(n))
+		if err != nil {
 			return err
 		}
-		payload := c.rbuf[c.rpos+h : c.rpos+h+int(n)]
-		c.rpos += h + int(n)
+		payload := b[h:]
+		c.br.Discard(h + int(n))
 		if masked {
 			mask(c.rkey, 0, payload)
 		}
@@ -224,7 +208,7 @@ func (c *Conn) nextFrame() error {
 	case op == opText && !c.b64:
 		return c.fail(CloseUnsupportedData, "text frame without the base64 subprotocol")
 	}
-	c.rpos += h
+	c.br.Discard(h)
 	if op != opContinuation {
 		c.msgText = op == opText
 	}
