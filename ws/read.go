@@ -121,10 +121,8 @@ func (c *Conn) readText(p []byte) (int, error) {
 
 func (c *Conn) endMessage() error {
 	c.msgLen, c.msgFrms = 0, 0
-	if c.msgText {
-		if err := c.dec.end(); err != nil {
-			return c.fail(CloseInvalidData, "truncated base64 message")
-		}
+	if c.msgText && c.dec.end() != nil {
+		return c.fail(CloseInvalidData, "truncated base64 message")
 	}
 	return nil
 }
