@@ -90,13 +90,9 @@ func (c *Conn) closeHandshake(code int, reason string) error {
 	return c.closeConn()
 }
 
-// linger runs before TCP is closed, rmu held. Without the peer's Close
-// (we failed the connection, or the peer is silent) it half-closes the
-// connection, so that the peer reads our Close and then EOF, and it
-// discards what still arrives until EOF, lingerMax bytes or the read
-// deadline: closing with unread data makes the kernel send a reset, which
-// can destroy our Close before the peer reads it (browsers then report
-// 1006). A *net.TCPConn sends a FIN; a *tls.Conn's CloseWrite sends only a
+// linger, rmu held, is the half-close and discard of CloseWithStatus, up to
+// lingerMax bytes (a reset makes browsers report 1006, not our status). A
+// *net.TCPConn sends a FIN; a *tls.Conn's CloseWrite sends only a
 // close_notify alert, which a TLS peer reads as the end of data. After the
 // peer's Close the client waits the same way for the server to close TCP.
 func (c *Conn) linger(sink []byte) {

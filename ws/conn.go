@@ -1,7 +1,10 @@
 package ws
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -50,10 +53,10 @@ func (e *CloseError) Error() string {
 }
 
 // Conn is a WebSocket connection presented as a byte stream (a net.Conn).
-// One goroutine may Read and one may Write at a time; Close, CloseWrite,
-// CloseWithStatus, CloseWithError and the deadline setters may be called
-// concurrently. The close handshake is described in doc.go; reading is in
-// read.go, writing in write.go, closing in close.go.
+// One goroutine may Read and one may Write at a time; the other methods may
+// be called concurrently. Frames are written whole, so a Pong may come
+// between two frames of one message. The close handshake is described in
+// doc.go; reading is in read.go, writing in write.go, closing in close.go.
 type Conn struct {
 	conn   net.Conn
 	client bool          // we mask, the peer must not
@@ -63,19 +66,14 @@ type Conn struct {
 
 	// Reader state, guarded by rmu (held by Read, or by Close when idle).
 	rmu     sync.Mutex
-	pre     []byte    // bytes read during the handshake, served first
-	rbuf    [256]byte // small read-ahead for headers and short frames
-	rpos    int
-	rend    int
-	remain  int64 // payload bytes left in the current data frame
-	fin     bool  // the current data frame ends its message
+	br      *bufio.Reader // the bytes read with the handshake, then conn; 256 bytes of read-ahead
+	remain  int64         // payload bytes left in the current data frame
+	fin     bool          // the current data frame ends its message
 	rkey    [4]byte
 	rkeyPos int
-	rmasked bool
-	inMsg   bool  // a data message is open
 	msgText bool  // the open message is text (base64)
 	msgLen  int64 // wire bytes of the open message so far
-	msgFrms int64 // frames of the open message so far
+	msgFrms int64 // frames of the open message so far; 0: no message is open
 	dec     decoder
 	rerr    error // sticky: io.EOF, *CloseError or the conn's error
 	readEnd chan struct{}
@@ -85,8 +83,8 @@ type Conn struct {
 	// so that Read's control replies can wait for it with a bound); werr is
 	// guarded by it.
 	wlock chan struct{}
-	werr  error        // sticky: errWriteClosed after our Close, or a write error
-	wdl   atomic.Int64 // the caller's write deadline (UnixNano, 0: none)
+	werr  error                     // sticky: errWriteClosed after our Close, or a write error
+	wdl   atomic.Pointer[time.Time] // the caller's write deadline
 
 	closeSent  atomic.Bool // our Close frame was sent, or writing failed
 	peerClosed atomic.Bool // the peer's Close frame was received
@@ -98,8 +96,8 @@ func newConn(conn net.Conn, client, b64 bool, maxMsg int, pre []byte) *Conn {
 		maxMsg = DefaultMaxMessage
 	}
 	return &Conn{conn: conn, client: client, b64: b64, maxMsg: int64(maxMsg),
-		wait: defaultCloseTimeout, pre: pre, readEnd: make(chan struct{}),
-		wlock: make(chan struct{}, 1)}
+		wait: defaultCloseTimeout, readEnd: make(chan struct{}),
+		wlock: make(chan struct{}, 1), br: bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pre), conn), 256)}
 }
 
 // Subprotocol returns the negotiated subprotocol: "base64" or "".
@@ -124,18 +122,14 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // write that times out ends writing, as any write error does. Read's
 // control replies set their own bound for their write and restore t after.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	var ns int64
-	if !t.IsZero() {
-		ns = t.UnixNano()
-	}
-	c.wdl.Store(ns)
+	c.wdl.Store(&t)
 	return c.conn.SetWriteDeadline(t)
 }
 
 // writeDeadline is the caller's write deadline.
 func (c *Conn) writeDeadline() time.Time {
-	if ns := c.wdl.Load(); ns != 0 {
-		return time.Unix(0, ns)
+	if t := c.wdl.Load(); t != nil {
+		return *t
 	}
 	return time.Time{}
 }

@@ -1,43 +1,31 @@
 // Package ws implements the WebSocket protocol (RFC 6455) in both roles and
 // presents each connection as a byte stream, a net.Conn, as the "websocket"
 // Tor pluggable transport needs: message and frame boundaries mean nothing,
-// received data messages are concatenated in order.
+// received data messages are concatenated in order. Each function's doc
+// says what it does; this overview gives the spec references and the bounds.
 //
 // # What is implemented
 //
 //   - The opening handshake (RFC 6455 section 4): Upgrade for the server
-//     (versions 13, and 8 and 7 of the hybi drafts, which differ only in
-//     the number), Client for the client. Extensions are never negotiated.
-//     Bytes that arrive with the handshake are kept for the first frame.
-//   - Framing (section 5.2): RSV bits, reserved opcodes, 64-bit lengths
-//     with the top bit set, control frames longer than 125 bytes or
-//     fragmented, continuation without a message and a message inside
-//     another all fail the connection with status 1002. The server
-//     requires masked frames, the client unmasked ones (section 5.1).
-//     Lengths that are not minimal are accepted: the RFC binds senders.
+//     (versions 13, and 8 and 7 of the hybi drafts), Client for the client.
+//     Extensions are never negotiated.
+//   - Framing (sections 5.1, 5.2): every violation (RSV bits, reserved
+//     opcodes, 64-bit lengths with the top bit set, control frames longer
+//     than 125 bytes or fragmented, continuation without a message, a
+//     message inside another, a frame masked the wrong way) fails the
+//     connection with status 1002. Lengths that are not minimal are
+//     accepted: the RFC binds senders.
 //   - Masking (section 5.3) with a fresh key from crypto/rand per frame.
 //   - Ping is answered by one Pong with the same payload; Pong is ignored
 //     (section 5.5).
 //   - The closing handshake (sections 5.5.1, 7): Close payloads are
-//     checked (1-byte payload or a code not allowed on the wire: 1002; a
-//     reason that is not UTF-8: 1007). A Close with status 1000 or none is
-//     the peer's end of stream, like a TCP FIN: Read returns io.EOF, and
-//     our answering Close is sent by CloseWrite or Close, so that the local
-//     side can end what it is sending, but at the latest CloseTimeout (2 s)
-//     after the peer's Close arrived: section 5.5.1 asks for the answer as
-//     soon as practical (delaying it only to finish the message being
-//     sent), and the peer may stop reading data once it has closed. A Write
-//     after the answer fails. Any other status is echoed at once. After
-//     both Close frames the server closes the TCP connection; the client
-//     waits for that (bounded) in Close. See the table below.
-//   - A failed connection (a violation, or a message over the limit) is
-//     closed in Close with a lingering close: our Close frame, then a TCP
-//     half-close (CloseWrite: a TCP FIN, or over TLS a close_notify alert,
-//     which ends the peer's reading but sends no FIN), then incoming
-//     bytes discarded until EOF, 4 MiB or Close's bound. Closing at once,
-//     with the rest of the peer's message unread, makes the kernel send a
-//     reset that can destroy our Close before the peer reads it: browsers
-//     then report 1006, not the status we sent.
+//     checked (1002; a reason that is not UTF-8: 1007). A Close with status
+//     1000 or none is the peer's end of stream, like a TCP FIN, and our answer
+//     waits for CloseWrite or Close, but at most CloseTimeout: section
+//     5.5.1 asks for it as soon as practical, and the peer may stop reading
+//     once it has closed. Any other status is echoed at once. A failed
+//     connection is closed with a lingering close (see CloseWithStatus), so
+//     that a reset cannot destroy our Close before the peer reads it.
 //   - The "base64" subprotocol of the WebSocket pluggable transport
 //     proposal (flashproxy doc/websocket-transport.txt): when negotiated,
 //     each Write is one text message of standard base64, padded at its end
@@ -62,31 +50,14 @@
 // for one header parse here, like any data. The opening handshake is
 // bounded by Options.HandshakeTimeout (10 s); the client reads at most 8 KiB
 // of response head. Close waits at most Options.CloseTimeout (2 s) for the
-// peer. Writes have no bound of their own: a transport that must not let a
-// peer who stops reading hold a connection bounds the conn under the
-// WebSocket (the pt package's StallConn does, by progress). Write sends a
-// message in frames of at most 32 KiB of data (32,769 bytes with base64, a
-// multiple of 3), each frame in one write. Nothing buffered grows with what
-// the peer declares: payload is read straight into the caller's buffer
-// (base64 text through a pooled buffer of one frame's size, taken per
-// Read), headers and control frames through a 256-byte array, and write
-// buffers come from a pool per frame.
-//
-// # Concurrency
-//
-// One goroutine may call Read and one Write at a time. Close,
-// CloseWithStatus, CloseWithError, CloseWrite, Subprotocol, the address
-// getters and the deadline setters may be called at any time from any
-// goroutine. Frames are written whole under one lock, so control frames
-// come between whole frames (a Pong may come between two frames of one
-// message). Read's own writes (a Pong, an echoed or failing Close) never
-// hold it up for longer than CloseTimeout: waiting for that lock and the
-// write share the bound, a Pong that cannot be sent in time is dropped, and
-// a Close first sets the write deadline so that a stalled Write fails and
-// lets it through. Close never blocks longer than its bounded wait, even if
-// another goroutine is blocked in Read (that Read then fails). A write
-// error, timeouts included, ends writing for good: a cut frame cannot be
-// resumed.
+// peer, and a failed connection's lingering close discards at most 4 MiB.
+// Writes have no bound of their own: a transport that must not let a peer
+// who stops reading hold a connection bounds the conn under the WebSocket
+// (the pt package's StallConn does, by progress). Nothing buffered grows
+// with what the peer declares: payload is read straight into the caller's
+// buffer (base64 text through a pooled buffer of one frame's size, taken
+// per Read), headers and control frames through a 256-byte bufio.Reader, and
+// write buffers come from a pool per frame.
 //
 // # The closing handshake
 //
@@ -108,16 +79,4 @@
 //	peer closed      CloseWrite or CloseTimeout     the answer; server:    io.EOF          error
 //	                                                TCP closed
 //	any              write error or timeout         nothing more           (unchanged)     that error
-//
-// Close, after its Close frame, reads and discards until the peer's Close
-// (or CloseTimeout), and when reading ended without one (a failure) it
-// lingers: TCP half-close and discard until EOF, see above.
-//
-// # Errors
-//
-// Read returns io.EOF after the peer's Close with status 1000 or no status,
-// and a *CloseError for any other status it received or for a violation it
-// detected (after sending a Close with that code). A TCP connection that
-// ends without a Close frame gives io.ErrUnexpectedEOF. Read timeouts are
-// not sticky; every other read error is. Write after a Close was sent fails.
 package ws

@@ -96,11 +96,8 @@ func checkRequest(r *http.Request) (int, string) {
 	case !hasToken(r.Header, "Connection", "upgrade", strings.EqualFold):
 		return http.StatusBadRequest, "missing Connection: Upgrade"
 	}
-	keys := r.Header.Values("Sec-WebSocket-Key")
-	if len(keys) != 1 {
-		return http.StatusBadRequest, "bad Sec-WebSocket-Key"
-	}
-	if k, err := base64.StdEncoding.DecodeString(keys[0]); err != nil || len(k) != 16 {
+	k, err := base64.StdEncoding.DecodeString(r.Header.Get("Sec-WebSocket-Key"))
+	if len(r.Header.Values("Sec-WebSocket-Key")) != 1 || err != nil || len(k) != 16 {
 		return http.StatusBadRequest, "bad Sec-WebSocket-Key"
 	}
 	// RFC 6455 is version 13; the drafts hybi-07 to hybi-12 (versions 7
@@ -145,11 +142,7 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opt *Options) (*Conn, error
 		http.Error(w, "cannot upgrade", http.StatusInternalServerError)
 		return nil, fmt.Errorf("websocket: hijack: %w", err)
 	}
-	var pre []byte // the client may have sent frames right after the request
-	if n := brw.Reader.Buffered(); n > 0 {
-		b, _ := brw.Reader.Peek(n)
-		pre = bytes.Clone(b)
-	}
+	pre, _ := brw.Reader.Peek(brw.Reader.Buffered()) // frames the client sent right after the request
 	answer := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
 		"Connection: Upgrade\r\nSec-WebSocket-Accept: " +
 		acceptKey(r.Header.Get("Sec-WebSocket-Key")) + "\r\n"
@@ -162,26 +155,9 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opt *Options) (*Conn, error
 		return nil, fmt.Errorf("websocket: writing handshake: %w", err)
 	}
 	conn.SetDeadline(time.Time{})
-	c := newConn(conn, false, b64, o.MaxMessage, pre)
+	c := newConn(conn, false, b64, o.MaxMessage, bytes.Clone(pre))
 	c.wait = o.CloseTimeout
 	return c, nil
-}
-
-// headLimit reads at most n bytes, then fails with errHeadTooBig.
-type headLimit struct {
-	r io.Reader
-	n int
-}
-
-var errHeadTooBig = errors.New("websocket: handshake response too large")
-
-func (l *headLimit) Read(p []byte) (int, error) {
-	if l.n <= 0 {
-		return 0, errHeadTooBig
-	}
-	n, err := l.r.Read(p[:min(len(p), l.n)])
-	l.n -= n
-	return n, err
 }
 
 // ParseURL parses s as a WebSocket URL (RFC 6455 section 3): scheme ws or wss, a host, and
@@ -249,17 +225,17 @@ func Client(conn net.Conn, u *url.URL, opt *Options) (*Conn, error) {
 	if _, err := io.WriteString(conn, req.String()); err != nil {
 		return nil, fmt.Errorf("websocket: writing handshake: %w", err)
 	}
-	br := bufio.NewReaderSize(&headLimit{r: conn, n: maxResponseHead}, 1024)
+	lim := &io.LimitedReader{R: conn, N: maxResponseHead}
+	br := bufio.NewReaderSize(lim, 1024)
 	b64, err := readResponse(br, key, o.Base64)
+	if lim.N == 0 && errors.Is(err, io.ErrUnexpectedEOF) { // cut by the limit
+		return nil, errors.New("websocket: handshake response too large")
+	}
 	if err != nil {
 		return nil, err
 	}
-	var pre []byte // frames the server sent right after its answer
-	if n := br.Buffered(); n > 0 {
-		b, _ := br.Peek(n)
-		pre = bytes.Clone(b)
-	}
-	c := newConn(conn, true, b64, o.MaxMessage, pre)
+	pre, _ := br.Peek(br.Buffered()) // frames the server sent right after its answer
+	c := newConn(conn, true, b64, o.MaxMessage, bytes.Clone(pre))
 	c.wait = o.CloseTimeout
 	return c, nil
 }
@@ -268,9 +244,6 @@ func Client(conn net.Conn, u *url.URL, opt *Options) (*Conn, error) {
 // and reports whether base64 was accepted.
 func readResponse(br *bufio.Reader, key string, offered bool) (bool, error) {
 	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
-	if errors.Is(err, errHeadTooBig) {
-		return false, errHeadTooBig
-	}
 	if err != nil {
 		return false, fmt.Errorf("websocket: reading handshake response: %w", err)
 	}

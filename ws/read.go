@@ -33,13 +33,11 @@ func (c *Conn) read(p []byte) (int, error) {
 			}
 			continue
 		}
-		var n int
-		var err error
+		read := c.readPayload
 		if c.msgText {
-			n, err = c.readText(p)
-		} else {
-			n, err = c.readPayload(p)
+			read = c.readText
 		}
+		n, err := read(p)
 		if c.remain == 0 && c.fin && c.rerr == nil { // also when a timeout came with the last bytes
 			if eerr := c.endMessage(); eerr != nil {
 				err = eerr
@@ -73,39 +71,8 @@ func (c *Conn) setReadErr(err error) {
 	c.endOnce.Do(func() { close(c.readEnd) })
 }
 
-// rawRead reads from the bytes left by the handshake, then from the conn.
-func (c *Conn) rawRead(p []byte) (int, error) {
-	if len(c.pre) > 0 {
-		n := copy(p, c.pre)
-		c.pre = c.pre[n:]
-		if len(c.pre) == 0 {
-			c.pre = nil
-		}
-		return n, nil
-	}
-	return c.conn.Read(p)
-}
-
-// need makes rbuf[rpos:rpos+n] available (n <= len(rbuf)). A timeout keeps
-// what was read, so a retry continues where it stopped.
-func (c *Conn) need(n int) error {
-	if c.rend-c.rpos >= n {
-		return nil
-	}
-	c.rend = copy(c.rbuf[:], c.rbuf[c.rpos:c.rend])
-	c.rpos = 0
-	for c.rend < n {
-		m, err := c.rawRead(c.rbuf[c.rend:])
-		c.rend += m
-		if err != nil && c.rend < n {
-			return err
-		}
-	}
-	return nil
-}
-
 // readPayload reads data payload of the current frame into p, unmasked.
-// Bytes of the frame already in rbuf come first, and then, in the same
+// Bytes of the frame already in br come first, and then, in the same
 // call, as much of the rest of the frame as p takes: the sender wrote the
 // frame at once, so its rest is on its way, and a relay then forwards one
 // large write per frame rather than a small one and a large one.
@@ -113,16 +80,15 @@ func (c *Conn) readPayload(p []byte) (n int, err error) {
 	if int64(len(p)) > c.remain {
 		p = p[:c.remain]
 	}
-	if c.rpos < c.rend {
-		n = copy(p, c.rbuf[c.rpos:c.rend])
-		c.rpos += n
+	if c.br.Buffered() > 0 {
+		n, _ = c.br.Read(p) // only what is buffered, without error
 	}
 	if n < len(p) {
 		var m int
-		m, err = c.rawRead(p[n:])
+		m, err = c.br.Read(p[n:])
 		n += m
 	}
-	if c.rmasked {
+	if !c.client { // the checks in nextFrame leave only masked frames to the server
 		c.rkeyPos = mask(c.rkey, c.rkeyPos, p[:n])
 	}
 	c.remain -= int64(n)
@@ -154,23 +120,23 @@ func (c *Conn) readText(p []byte) (int, error) {
 }
 
 func (c *Conn) endMessage() error {
-	c.inMsg, c.msgLen, c.msgFrms = false, 0, 0
-	if c.msgText {
-		if err := c.dec.end(); err != nil {
-			return c.fail(CloseInvalidData, "truncated base64 message")
-		}
+	c.msgLen, c.msgFrms = 0, 0
+	if c.msgText && c.dec.end() != nil {
+		return c.fail(CloseInvalidData, "truncated base64 message")
 	}
 	return nil
 }
 
 // nextFrame reads a frame header (RFC 6455 section 5.2) and checks it.
 // Control frames are handled whole here; for a data frame it sets up the
-// payload read.
+// payload read. A timeout leaves what was read in br, so a retry continues
+// where it stopped.
 func (c *Conn) nextFrame() error {
-	if err := c.need(2); err != nil {
+	b, err := c.br.Peek(2)
+	if err != nil {
 		return err
 	}
-	b0, b1 := c.rbuf[c.rpos], c.rbuf[c.rpos+1]
+	b0, b1 := b[0], b[1]
 	fin, op, masked := b0&0x80 != 0, b0&0x0F, b1&0x80 != 0
 	n := int64(b1 & 0x7F)
 	h := 2
@@ -183,10 +149,10 @@ func (c *Conn) nextFrame() error {
 	if masked {
 		h += 4
 	}
-	if err := c.need(h); err != nil {
+	hb, err := c.br.Peek(h)
+	if err != nil {
 		return err
 	}
-	hb := c.rbuf[c.rpos : c.rpos+h]
 	switch n {
 	case 126:
 		n = int64(binary.BigEndian.Uint16(hb[2:]))
@@ -206,7 +172,6 @@ func (c *Conn) nextFrame() error {
 	case !c.client && !masked:
 		return c.fail(CloseProtocolError, "unmasked frame from client")
 	}
-	c.rmasked = masked
 	if masked {
 		copy(c.rkey[:], hb[h-4:])
 		c.rkeyPos = 0
@@ -220,11 +185,12 @@ func (c *Conn) nextFrame() error {
 		case n > maxControl:
 			return c.fail(CloseProtocolError, "control frame too long")
 		}
-		if err := c.need(h + int(n)); err != nil {
+		b, err := c.br.Peek(h + int(n))
+		if err != nil {
 			return err
 		}
-		payload := c.rbuf[c.rpos+h : c.rpos+h+int(n)]
-		c.rpos += h + int(n)
+		payload := b[h:]
+		c.br.Discard(h + int(n))
 		if masked {
 			mask(c.rkey, 0, payload)
 		}
@@ -233,16 +199,16 @@ func (c *Conn) nextFrame() error {
 	switch {
 	case op > opBinary:
 		return c.fail(CloseProtocolError, "reserved opcode")
-	case op == opContinuation && !c.inMsg:
+	case op == opContinuation && c.msgFrms == 0:
 		return c.fail(CloseProtocolError, "continuation frame without a message")
-	case op != opContinuation && c.inMsg:
+	case op != opContinuation && c.msgFrms > 0:
 		return c.fail(CloseProtocolError, "new message inside a fragmented message")
 	case op == opText && !c.b64:
 		return c.fail(CloseUnsupportedData, "text frame without the base64 subprotocol")
 	}
-	c.rpos += h
+	c.br.Discard(h)
 	if op != opContinuation {
-		c.inMsg, c.msgText = true, op == opText
+		c.msgText = op == opText
 	}
 	c.msgFrms++
 	switch {
@@ -285,10 +251,7 @@ func (c *Conn) control(op byte, payload []byte) error {
 	c.peerClosed.Store(true)
 	if code == CloseNormal || code == CloseNoStatus {
 		// A clean Close ends the peer's direction, like a TCP FIN. Our
-		// answer is sent by CloseWrite or Close, so that the local side can
-		// end what it is sending, but no later than the close timeout:
-		// section 5.5.1 asks for it as soon as practical, and the peer may
-		// stop reading data once it has sent its Close.
+		// answer waits for CloseWrite or Close, at most c.wait (doc.go).
 		c.setReadErr(io.EOF)
 		time.AfterFunc(c.wait, func() {
 			if !c.closeSent.Load() && c.reply(opClose, closePayload(CloseNormal, "")) != nil {
@@ -323,16 +286,12 @@ func (c *Conn) reply(op byte, payload []byte) error {
 	if op == opClose {
 		c.conn.SetWriteDeadline(deadline)
 	}
+	t := time.NewTimer(c.wait)
+	defer t.Stop()
 	select {
 	case c.wlock <- struct{}{}:
-	default: // contended: wait, but not for ever
-		t := time.NewTimer(c.wait)
-		defer t.Stop()
-		select {
-		case c.wlock <- struct{}{}:
-		case <-t.C:
-			return errReplyDropped
-		}
+	case <-t.C:
+		return errReplyDropped
 	}
 	defer c.unlock()
 	if op == opPong && c.werr == nil {
