@@ -59,6 +59,16 @@
 // per Read), headers and control frames through a 256-byte bufio.Reader, and
 // write buffers come from a pool per frame.
 //
+// # Concurrency
+//
+// As with gorilla/websocket: one goroutine may call Read and one Write at a
+// time. Close, CloseWithStatus, CloseWithError, CloseWrite, Subprotocol,
+// the address getters and the deadline setters may be called from any
+// goroutine at any time. Frames are written whole under one lock, so a
+// Pong or a Close may come between two frames of one message; the writes
+// Read makes (a Pong, a Close) never hold it up for longer than
+// CloseTimeout. A write error, timeouts included, ends writing for good.
+//
 // # The closing handshake
 //
 // State (what has been sent and received), event, what is sent, and what
