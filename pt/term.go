@@ -87,6 +87,23 @@ func (t *Termination) Stop() <-chan struct{} { return t.stop }
 // Now is closed at SIGTERM, a second SIGINT, stdin EOF or the parent's death: exit.
 func (t *Termination) Now() <-chan struct{} { return t.now }
 
+// Wait is the rest of a program's life once its listeners are open: it calls report every hour
+// until Stop is closed, then closes the listeners, waits for the open connections to end (Drain)
+// and calls report once more.
+func (t *Termination) Wait(listeners []io.Closer, active *atomic.Int64, report func()) {
+	go func() {
+		for range time.Tick(time.Hour) {
+			report()
+		}
+	}()
+	<-t.stop
+	for _, l := range listeners {
+		l.Close()
+	}
+	t.Drain(active)
+	report()
+}
+
 // Drain waits until active (the count of open connections) is zero, or Now is closed.
 func (t *Termination) Drain(active *atomic.Int64) {
 	for active.Load() > 0 {
