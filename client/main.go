@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -43,7 +44,6 @@ type client struct {
 	defaults bridge
 	dialer   *pt.Dialer
 	log      *pt.Logger
-	status   *pt.Output // managed mode: summaries go to tor too
 	stats    pt.Stats
 	stall    time.Duration // StallConn bound on every tunnel write
 	relay    pt.RelayOptions
@@ -64,9 +64,8 @@ func run() int {
 	c := &client{dialer: &pt.Dialer{Timeout: connectTimeout}}
 	fs.DurationVar(&c.stall, "stall-timeout", 2*time.Minute, "close a tunnel whose peer takes no data for this long (0: never)")
 	fs.DurationVar(&c.relay.HalfClose, "half-close-timeout", time.Minute, "close a tunnel this long after one direction ended (0: never)")
-	f := &flash{c: c}
-	c.flash = f
-	f.flags(fs)
+	c.flash = &flash{c: c}
+	c.flash.flags(fs)
 	lf, code, done := pt.CommandLine(fs, os.Args[1:], version)
 	if done {
 		return code
@@ -86,14 +85,15 @@ func run() int {
 			return usage(fmt.Errorf("-proxy: %w", err))
 		}
 	}
-	info := &pt.ClientInfo{}
+	info := &pt.ClientInfo{MethodNames: []string{methodName}}
+	var status *pt.Output // managed mode: summaries go to tor too
 	if managed {
 		if info, err = pt.ClientSetup(out, os.Getenv, []string{methodName, flashName}); err != nil {
 			return 1
 		}
 		*c.dialer = pt.Dialer{ProxyURL: info.ProxyURL, OutboundV4: info.OutboundV4,
 			OutboundV6: info.OutboundV6, Timeout: connectTimeout}
-		c.status = out
+		status = out
 		if info.ProxyURL != nil {
 			out.ProxyDone()
 		}
@@ -103,20 +103,17 @@ func run() int {
 			return 0
 		}
 		*listen = "127.0.0.1:0" // loopback only, and only IPv4: tor warns about duplicates
-	}
-	names := []string{methodName} // standalone: one method, flashproxy if -flashproxy-listen is given
-	if managed {
-		names = info.MethodNames
-	} else if len(f.listens) > 0 {
-		names = []string{flashName}
+	} else if len(c.flash.listens) > 0 {
+		info.MethodNames = []string{flashName} // standalone: one method, flashproxy with -flashproxy-listen
 	}
 	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose, managed)
-	pt.WatchSignals(c.log, func() { c.stats.Report(c.log, c.status, methodName) }) // SIGHUP, SIGUSR1
-	var lns []net.Listener
-	for _, name := range names {
+	report := func() { c.stats.Report(c.log, status, methodName) }
+	pt.WatchSignals(c.log, report) // SIGHUP, SIGUSR1
+	var lns []io.Closer
+	for _, name := range info.MethodNames {
 		var ln net.Listener
 		if name == flashName {
-			ln, err = f.start(*listen)
+			ln, err = c.flash.start(*listen)
 		} else {
 			ln, err = net.Listen("tcp", *listen)
 		}
@@ -137,20 +134,10 @@ func run() int {
 	if managed {
 		out.CmethodsDone()
 	}
-	if len(lns) < len(names) && (!managed || len(lns) == 0) {
+	if len(lns) < len(info.MethodNames) && (!managed || len(lns) == 0) {
 		return 1
 	}
-	go func() {
-		for range time.Tick(time.Hour) {
-			c.stats.Report(c.log, c.status, methodName)
-		}
-	}()
-	<-term.Stop()
-	for _, ln := range lns {
-		ln.Close()
-	}
-	term.Drain(&c.stats.Active)
-	c.stats.Report(c.log, c.status, methodName)
+	term.Wait(lns, &c.stats.Active, report)
 	return 0
 }
 
