@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -29,7 +31,6 @@ func init() { version = pt.Version(version) }
 const (
 	methodName     = "websocket"
 	maxHeaderBytes = 16 << 10
-	summaryEvery   = time.Hour
 )
 
 // options are the per-listener settings: flags in standalone mode, and in managed mode the
@@ -61,7 +62,17 @@ func (o *options) register(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&o.tlsCert, "tls-cert", o.tlsCert, "serve wss: certificate chain `file` (PEM)")
 	fs.StringVar(&o.tlsKey, "tls-key", o.tlsKey, "serve wss: private key `file` (PEM)")
-	fs.Var(&o.trusted, "trusted-proxy", "`CIDR[,CIDR]` of reverse proxies whose X-Forwarded-For is believed")
+	fs.Func("trusted-proxy", "`CIDR[,CIDR]` of reverse proxies whose X-Forwarded-For is believed", func(v string) error {
+		o.trusted = nil
+		for _, p := range strings.Split(v, ",") {
+			_, n, err := net.ParseCIDR(strings.TrimSpace(p))
+			if err != nil {
+				return err
+			}
+			o.trusted = append(o.trusted, n)
+		}
+		return nil
+	})
 	fs.BoolVar(&o.base64, "base64", o.base64, "accept the base64 subprotocol")
 	fs.IntVar(&o.maxConns, "max-conns", o.maxConns, "at most `N` WebSocket connections at once (0: no limit)")
 	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", o.handshakeTimeout, "time allowed for TLS and HTTP handshakes")
@@ -70,38 +81,12 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.halfClose, "half-close-timeout", o.halfClose, "close a tunnel this long after one direction ended (0: never)")
 }
 
-// cidrs is a flag.Value: a comma-separated list of CIDR prefixes.
+// cidrs are the prefixes of -trusted-proxy.
 type cidrs []*net.IPNet
 
-func (c *cidrs) String() string { return fmt.Sprint(*c) }
-
-func (c *cidrs) Set(v string) error {
-	var list cidrs
-	for _, p := range strings.Split(v, ",") {
-		_, n, err := net.ParseCIDR(strings.TrimSpace(p))
-		if err != nil {
-			return err
-		}
-		list = append(list, n)
-	}
-	*c = list
-	return nil
-}
-
 func (c cidrs) contains(ip net.IP) bool {
-	for _, n := range c {
-		if n.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(c, func(n *net.IPNet) bool { return n.Contains(ip) })
 }
-
-// listFlag collects a repeatable, comma-separated flag.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, strings.Split(v, ",")...); return nil }
 
 // server serves one listener.
 type server struct {
@@ -120,8 +105,11 @@ func run() int {
 	base := options{base64: true, handshakeTimeout: 10 * time.Second, stallTimeout: 2 * time.Minute,
 		halfClose: time.Minute}
 	base.register(fs)
-	var listens listFlag
-	fs.Var(&listens, "listen", "`address` to listen on (standalone mode; repeatable or comma list)")
+	var listens []string
+	fs.Func("listen", "`address` to listen on (standalone mode; repeatable or comma list)", func(v string) error {
+		listens = append(listens, strings.Split(v, ",")...)
+		return nil
+	})
 	orport := fs.String("orport", "", "plain ORPort `address` to connect to (standalone mode)")
 	extorport := fs.String("extorport", "", "Extended ORPort `address` to connect to (standalone mode)")
 	cookie := fs.String("auth-cookie", "", "Extended ORPort authentication cookie `file` (with -extorport)")
@@ -137,11 +125,13 @@ func run() int {
 		return usage(err)
 	}
 	info := &pt.ServerInfo{AuthCookieFile: *cookie}
+	var status *pt.Output // managed mode: summaries go to tor too
 	if managed {
 		if info, err = pt.ServerSetup(out, os.Getenv, []string{methodName}); err != nil {
 			return 1
 		}
 		out.StatusVersion("websocket-server", version)
+		status = out
 	} else {
 		if len(listens) == 0 || (*orport == "") == (*extorport == "") || (*extorport != "") != (*cookie != "") {
 			return usage(errors.New("standalone mode needs -listen and either -orport or -extorport with -auth-cookie"))
@@ -153,17 +143,14 @@ func run() int {
 			}
 			info.Bindaddrs = append(info.Bindaddrs, pt.Bindaddr{MethodName: methodName, Addr: addr})
 		}
-		for _, a := range []struct {
-			flag string
-			addr **net.TCPAddr
-		}{{*orport, &info.OrAddr}, {*extorport, &info.ExtendedOrAddr}} {
-			if a.flag != "" {
-				if *a.addr, err = net.ResolveTCPAddr("tcp", a.flag); err != nil {
-					return usage(err)
-				}
-			}
+		or, err := net.ResolveTCPAddr("tcp", cmp.Or(*orport, *extorport)) // exactly one is set
+		if err != nil {
+			return usage(err)
 		}
-		if *cookie != "" {
+		if *orport != "" {
+			info.OrAddr = or
+		} else {
+			info.ExtendedOrAddr = or
 			if err := pt.CheckAuthCookie(*cookie); err != nil {
 				logger.Errorf("%v", err)
 				return 1 // standalone: a fatal setup error (nothing restarts us in a loop)
@@ -172,12 +159,10 @@ func run() int {
 	}
 	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose, managed)
 	st := &pt.Stats{}
-	var status *pt.Output // managed mode: summaries go to tor too
-	if managed {
-		status = out
-	}
-	pt.WatchSignals(logger, func() { st.Report(logger, status, methodName) }) // SIGHUP, SIGUSR1
-	var servers []*http.Server
+	report := func() { st.Report(logger, status, methodName) }
+	pt.WatchSignals(logger, report) // SIGHUP, SIGUSR1
+	// Closing a server ends its listener and the connections still in HTTP; WebSockets go on.
+	var servers []io.Closer
 	for _, ba := range info.Bindaddrs {
 		srv, addr, args, err := listen(info, ba, base, logger, st)
 		if err != nil {
@@ -200,17 +185,7 @@ func run() int {
 	if len(servers) < len(info.Bindaddrs) && !managed {
 		return 1
 	}
-	go func() {
-		for range time.Tick(summaryEvery) {
-			st.Report(logger, status, methodName)
-		}
-	}()
-	<-term.Stop()
-	for _, srv := range servers {
-		srv.Close() // listeners and connections still in HTTP; WebSockets go on
-	}
-	term.Drain(&st.Active)
-	st.Report(logger, status, methodName)
+	term.Wait(servers, &st.Active, report)
 	return 0
 }
 
