@@ -73,7 +73,10 @@ func run() int {
 	usage := func(err error) int { fmt.Fprintln(os.Stderr, "websocket-client:", err); return 2 }
 	c.relay.CountAToB, c.relay.CountBToA = &c.stats.Sent, &c.stats.Received
 	managed := pt.Managed(os.Getenv)
-	out := pt.NewOutput(os.Stdout)
+	out := pt.NewOutput(io.Discard) // standalone: no tor reads the PT protocol's lines
+	if managed {
+		out = pt.NewOutput(os.Stdout)
+	}
 	var err error
 	if c.defaults, err = parseBridge(defaults, bridge{}); err != nil {
 		return usage(err)
@@ -86,14 +89,12 @@ func run() int {
 		}
 	}
 	info := &pt.ClientInfo{MethodNames: []string{methodName}}
-	var status *pt.Output // managed mode: summaries go to tor too
 	if managed {
 		if info, err = pt.ClientSetup(out, os.Getenv, []string{methodName, flashName}); err != nil {
 			return 1
 		}
 		*c.dialer = pt.Dialer{ProxyURL: info.ProxyURL, OutboundV4: info.OutboundV4,
 			OutboundV6: info.OutboundV6, Timeout: connectTimeout}
-		status = out
 		if info.ProxyURL != nil {
 			out.ProxyDone()
 		}
@@ -107,7 +108,7 @@ func run() int {
 		info.MethodNames = []string{flashName} // standalone: one method, flashproxy with -flashproxy-listen
 	}
 	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose, managed)
-	report := func() { c.stats.Report(c.log, status, methodName) }
+	report := func() { c.stats.Report(c.log, out, methodName) }
 	pt.WatchSignals(c.log, report) // SIGHUP, SIGUSR1
 	var lns []io.Closer
 	for _, name := range info.MethodNames {
@@ -118,22 +119,16 @@ func run() int {
 			ln, err = net.Listen("tcp", *listen)
 		}
 		if err != nil {
-			if managed {
-				out.CmethodError(name, err.Error())
-			}
+			out.CmethodError(name, err.Error())
 			c.log.Errorf("%s: listening: %v", name, err)
 			continue
 		}
-		if managed {
-			out.Cmethod(name, "socks5", ln.Addr())
-		}
+		out.Cmethod(name, "socks5", ln.Addr())
 		c.log.Listening("websocket-client "+version+" (SOCKS, "+name+")", ln)
 		go c.acceptLoop(ln)
 		lns = append(lns, ln)
 	}
-	if managed {
-		out.CmethodsDone()
-	}
+	out.CmethodsDone()
 	if len(lns) < len(info.MethodNames) && (!managed || len(lns) == 0) {
 		return 1
 	}

@@ -119,19 +119,20 @@ func run() int {
 	}
 	usage := func(err error) int { fmt.Fprintln(os.Stderr, "websocket-server:", err); return 2 }
 	managed := pt.Managed(os.Getenv)
-	out := pt.NewOutput(os.Stdout)
+	out := pt.NewOutput(io.Discard) // standalone: no tor reads the PT protocol's lines
+	if managed {
+		out = pt.NewOutput(os.Stdout)
+	}
 	logger, err := pt.OpenLogger(out, lf.File, lf.Level, lf.Unsafe, managed)
 	if err != nil {
 		return usage(err)
 	}
 	info := &pt.ServerInfo{AuthCookieFile: *cookie}
-	var status *pt.Output // managed mode: summaries go to tor too
 	if managed {
 		if info, err = pt.ServerSetup(out, os.Getenv, []string{methodName}); err != nil {
 			return 1
 		}
 		out.StatusVersion("websocket-server", version)
-		status = out
 	} else {
 		if len(listens) == 0 || (*orport == "") == (*extorport == "") || (*extorport != "") != (*cookie != "") {
 			return usage(errors.New("standalone mode needs -listen and either -orport or -extorport with -auth-cookie"))
@@ -159,7 +160,7 @@ func run() int {
 	}
 	term := pt.MonitorTermination(os.Stdin, info.ExitOnStdinClose, managed)
 	st := &pt.Stats{}
-	report := func() { st.Report(logger, status, methodName) }
+	report := func() { st.Report(logger, out, methodName) }
 	pt.WatchSignals(logger, report) // SIGHUP, SIGUSR1
 	// Closing a server ends its listener and the connections still in HTTP; WebSockets go on.
 	var servers []io.Closer
@@ -167,19 +168,13 @@ func run() int {
 		srv, addr, args, err := listen(info, ba, base, logger, st)
 		if err != nil {
 			logger.Errorf("%v", err)
-			if managed {
-				out.SmethodError(ba.MethodName, err.Error())
-			}
+			out.SmethodError(ba.MethodName, err.Error())
 			continue
 		}
-		if managed {
-			out.Smethod(ba.MethodName, addr, args)
-		}
+		out.Smethod(ba.MethodName, addr, args)
 		servers = append(servers, srv)
 	}
-	if managed {
-		out.SmethodsDone()
-	}
+	out.SmethodsDone()
 	// In managed mode, even with no listener, wait for tor to end the transport: exiting would
 	// make tor start it again every second. Standalone, nothing restarts it in a loop.
 	if len(servers) < len(info.Bindaddrs) && !managed {
