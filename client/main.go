@@ -66,21 +66,16 @@ func run() int {
 	fs.DurationVar(&c.relay.HalfClose, "half-close-timeout", time.Minute, "close a tunnel this long after one direction ended (0: never)")
 	c.flash = &flash{c: c}
 	c.flash.flags(fs)
-	lf, code, done := pt.CommandLine(fs, os.Args[1:], version)
+	managed := pt.Managed(os.Getenv)
+	out, log, code, done := pt.CommandLine(fs, os.Args[1:], version, managed)
 	if done {
 		return code
 	}
 	usage := func(err error) int { fmt.Fprintln(os.Stderr, "websocket-client:", err); return 2 }
+	c.log = log
 	c.relay.CountAToB, c.relay.CountBToA = &c.stats.Sent, &c.stats.Received
-	managed := pt.Managed(os.Getenv)
-	out := pt.NewOutput(io.Discard) // standalone: no tor reads the PT protocol's lines
-	if managed {
-		out = pt.NewOutput(os.Stdout)
-	}
 	var err error
 	if c.defaults, err = parseBridge(defaults, bridge{}); err != nil {
-		return usage(err)
-	} else if c.log, err = pt.OpenLogger(out, lf.File, lf.Level, lf.Unsafe, managed); err != nil {
 		return usage(err)
 	}
 	if *proxy != "" {

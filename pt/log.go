@@ -49,33 +49,38 @@ func NewLogger(out *Output, w io.Writer, minLevel string, unsafe bool) (*Logger,
 	return &Logger{out: out, w: w, limit: limit, unsafe: unsafe}, nil
 }
 
-// LogFlags hold the logging flags that CommandLine registers; see OpenLogger.
-type LogFlags struct {
-	File, Level string
-	Unsafe      bool
-}
-
 // CommandLine registers the flags both programs share (-log, -log-level, -unsafe-logging,
-// -version) on fs and parses args. When done is true the program exits with code: after -help
-// (0), -version (0, the version printed), a bad flag or a stray argument (2, explained).
-func CommandLine(fs *flag.FlagSet, args []string, version string) (l LogFlags, code int, done bool) {
-	fs.StringVar(&l.File, "log", "", "log to `file` instead of tor (managed) or stderr (standalone)")
-	fs.StringVar(&l.Level, "log-level", "notice", "error, warning, notice, info or debug")
-	fs.BoolVar(&l.Unsafe, "unsafe-logging", false, "do not scrub addresses from logs")
+// -version) on fs, parses args, and returns the Output (os.Stdout in managed mode, else
+// io.Discard: no tor reads the lines) and the Logger of OpenLogger. When done is true the
+// program exits with code: after -help (0), -version (0, the version printed), a bad flag, a
+// stray argument or a log that cannot be opened (2, explained).
+func CommandLine(fs *flag.FlagSet, args []string, version string, managed bool) (out *Output, l *Logger, code int, done bool) {
+	file := fs.String("log", "", "log to `file` instead of tor (managed) or stderr (standalone)")
+	level := fs.String("log-level", "notice", "error, warning, notice, info or debug")
+	unsafe := fs.Bool("unsafe-logging", false, "do not scrub addresses from logs")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	switch err := fs.Parse(args); {
 	case errors.Is(err, flag.ErrHelp):
-		return l, 0, true
+		return nil, nil, 0, true
 	case err != nil:
-		return l, 2, true
+		return nil, nil, 2, true
 	case fs.NArg() > 0:
 		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return l, 2, true
+		return nil, nil, 2, true
 	case *showVersion:
 		fmt.Println(fs.Name(), version)
-		return l, 0, true
+		return nil, nil, 0, true
 	}
-	return l, 0, false
+	out = NewOutput(io.Discard)
+	if managed {
+		out = NewOutput(os.Stdout)
+	}
+	l, err := OpenLogger(out, *file, *level, *unsafe, managed)
+	if err != nil {
+		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
+		return nil, nil, 2, true
+	}
+	return out, l, 0, false
 }
 
 // Version is a program's version: linked when set (the Makefile's -ldflags "-X main.version=..."),
@@ -129,9 +134,7 @@ func (l *Logger) Reopen() error {
 	return old.Close()
 }
 
-func (l *Logger) logf(level string, format string, a ...any) { l.log(level, "", format, a...) }
-
-// log is logf with kept appended to the message after scrubbing.
+// log writes a message at level, scrubbed unless l is unsafe, with kept appended after scrubbing.
 func (l *Logger) log(level, kept, format string, a ...any) {
 	if levelIndex(level) > l.limit {
 		return
@@ -151,18 +154,17 @@ func (l *Logger) log(level, kept, format string, a ...any) {
 }
 
 // Errorf, Warnf, Noticef, Infof and Debugf log a message at their level.
-func (l *Logger) Errorf(format string, a ...any)  { l.logf("error", format, a...) }
-func (l *Logger) Warnf(format string, a ...any)   { l.logf("warning", format, a...) }
-func (l *Logger) Noticef(format string, a ...any) { l.logf("notice", format, a...) }
-func (l *Logger) Infof(format string, a ...any)   { l.logf("info", format, a...) }
-func (l *Logger) Debugf(format string, a ...any)  { l.logf("debug", format, a...) }
+func (l *Logger) Errorf(format string, a ...any)  { l.log("error", "", format, a...) }
+func (l *Logger) Warnf(format string, a ...any)   { l.log("warning", "", format, a...) }
+func (l *Logger) Noticef(format string, a ...any) { l.log("notice", "", format, a...) }
+func (l *Logger) Infof(format string, a ...any)   { l.log("info", "", format, a...) }
+func (l *Logger) Debugf(format string, a ...any)  { l.log("debug", "", format, a...) }
 
 // Listening logs "prefix listening on ADDRESS" at notice level with ln's address never scrubbed:
 // it is the program's own, which the operator chose and needs to see. It takes a listener, not
 // an address, so that no peer's address can be passed.
 func (l *Logger) Listening(prefix string, ln net.Listener) {
 	l.log("notice", " listening on "+ln.Addr().String(), "%s", prefix)
-
 }
 
 // HTTPErrorLog returns a *log.Logger for an http.Server's ErrorLog: each message goes to l at

@@ -113,22 +113,15 @@ func run() int {
 	orport := fs.String("orport", "", "plain ORPort `address` to connect to (standalone mode)")
 	extorport := fs.String("extorport", "", "Extended ORPort `address` to connect to (standalone mode)")
 	cookie := fs.String("auth-cookie", "", "Extended ORPort authentication cookie `file` (with -extorport)")
-	lf, code, done := pt.CommandLine(fs, os.Args[1:], version)
+	managed := pt.Managed(os.Getenv)
+	out, logger, code, done := pt.CommandLine(fs, os.Args[1:], version, managed)
 	if done {
 		return code
 	}
 	usage := func(err error) int { fmt.Fprintln(os.Stderr, "websocket-server:", err); return 2 }
-	managed := pt.Managed(os.Getenv)
-	out := pt.NewOutput(io.Discard) // standalone: no tor reads the PT protocol's lines
-	if managed {
-		out = pt.NewOutput(os.Stdout)
-	}
-	logger, err := pt.OpenLogger(out, lf.File, lf.Level, lf.Unsafe, managed)
-	if err != nil {
-		return usage(err)
-	}
 	info := &pt.ServerInfo{AuthCookieFile: *cookie}
 	if managed {
+		var err error
 		if info, err = pt.ServerSetup(out, os.Getenv, []string{methodName}); err != nil {
 			return 1
 		}
