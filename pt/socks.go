@@ -60,18 +60,6 @@ func (w *wire) failf(format string, a ...any) {
 	}
 }
 
-// untilNul reads up to a NUL, one byte at a time; ok is false (and reading stops) when more than
-// max bytes come before it.
-func (w *wire) untilNul(max int) (s []byte, ok bool) {
-	for c := w.u8(); c != 0; c = w.u8() {
-		if len(s) == max {
-			return s, false
-		}
-		s = append(s, c)
-	}
-	return s, true
-}
-
 // SocksConn is a connection from tor whose SOCKS request has been read but not yet answered.
 // The caller answers with Grant once the tunnel to Target is up, or with Reject.
 type SocksConn struct {
@@ -122,7 +110,6 @@ func (c *SocksConn) socks5(w *wire) {
 	switch method {
 	case socksNoAcceptable:
 		w.failf("no acceptable authentication method")
-		return
 	case socksAuthNone:
 		c.Args = Args{}
 	case socksAuthUserPass:
@@ -132,7 +119,6 @@ func (c *SocksConn) socks5(w *wire) {
 		if v := w.u8(); v != 1 {
 			w.write(1, 1)
 			w.failf("username/password version %d", v)
-			return
 		}
 		uname, passwd := w.counted(), w.counted()
 		args := string(uname)
@@ -147,7 +133,6 @@ func (c *SocksConn) socks5(w *wire) {
 		if err != nil {
 			w.write(1, 1)
 			w.failf("%w", err)
-			return
 		}
 		w.write(1, 0)
 	}
@@ -180,28 +165,30 @@ func (c *SocksConn) socks4(w *wire) {
 	hdr := w.read(7)
 	if hdr[0] != socksCmdConnect {
 		c.refusef(w, socksGeneralFailure, "command %d not supported", hdr[0])
-		return
 	}
-	userID, ok := w.untilNul(socks4MaxUserID)
-	if !ok {
-		c.refusef(w, socksGeneralFailure, "USERID longer than %d bytes", socks4MaxUserID)
-		return
-	}
+	userID := c.untilNul(w, socks4MaxUserID, "USERID")
 	var err error
 	if c.Args, err = ParseClientArgs(string(userID)); err != nil {
 		c.refusef(w, socksGeneralFailure, "%w", err)
-		return
 	}
 	host := net.IP(hdr[3:7]).String()
 	if hdr[3] == 0 && hdr[4] == 0 && hdr[5] == 0 && hdr[6] != 0 {
-		name, ok := w.untilNul(255)
-		if !ok {
-			c.refusef(w, socksGeneralFailure, "domain name longer than 255 bytes")
-			return
-		}
-		host = c.domain(w, name)
+		host = c.domain(w, c.untilNul(w, 255, "domain name"))
 	}
 	c.Target = net.JoinHostPort(host, strconv.Itoa(int(hdr[1])<<8|int(hdr[2])))
+}
+
+// untilNul reads up to a NUL, one byte at a time, and refuses the request (and stops reading)
+// when more than max bytes come before it.
+func (c *SocksConn) untilNul(w *wire, max int, what string) (s []byte) {
+	for b := w.u8(); b != 0; b = w.u8() {
+		if len(s) == max {
+			c.refusef(w, socksGeneralFailure, "%s longer than %d bytes", what, max)
+			break
+		}
+		s = append(s, b)
+	}
+	return s
 }
 
 // domain refuses a requested name that cannot be a host: empty, or with a byte that is not
