@@ -100,19 +100,9 @@ func SocksHandshake(conn net.Conn, timeout time.Duration) (*SocksConn, error) {
 // socks5 reads the rest of the greeting, the authentication and the request.
 func (c *SocksConn) socks5(w *wire) {
 	methods := w.counted()
-	method := byte(socksNoAcceptable) // username/password first: tor sends the arguments in it
-	if bytes.IndexByte(methods, socksAuthUserPass) >= 0 {
-		method = socksAuthUserPass
-	} else if bytes.IndexByte(methods, socksAuthNone) >= 0 {
-		method = socksAuthNone
-	}
-	w.write(socks5Version, method)
-	switch method {
-	case socksNoAcceptable:
-		w.failf("no acceptable authentication method")
-	case socksAuthNone:
-		c.Args = Args{}
-	case socksAuthUserPass:
+	switch { // username/password first: tor sends the arguments in it
+	case bytes.IndexByte(methods, socksAuthUserPass) >= 0:
+		w.write(socks5Version, socksAuthUserPass)
 		// RFC 1929: VER 1, ULEN, UNAME, PLEN, PASSWD; the answer is VER 1 and a status, 0 for
 		// success. The arguments are the username followed by the password, unless that is the
 		// single NUL tor sends when they fit in the username.
@@ -135,6 +125,12 @@ func (c *SocksConn) socks5(w *wire) {
 			w.failf("%w", err)
 		}
 		w.write(1, 0)
+	case bytes.IndexByte(methods, socksAuthNone) >= 0:
+		w.write(socks5Version, socksAuthNone)
+		c.Args = Args{}
+	default:
+		w.write(socks5Version, socksNoAcceptable)
+		w.failf("no acceptable authentication method")
 	}
 	// The request: VER CMD RSV ATYP DST.ADDR DST.PORT.
 	hdr := w.read(4)
