@@ -181,8 +181,7 @@ func run() int {
 // returns the arguments for the SMETHOD line.
 func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger, st *pt.Stats) (*http.Server, net.Addr, pt.Args, error) {
 	s := &server{info: info, opt: base, log: logger, stats: st, orErr: logger.Limited(time.Minute)}
-	ofs := flag.NewFlagSet("", flag.ContinueOnError)
-	ofs.SetOutput(io.Discard)
+	ofs := flag.NewFlagSet("", flag.ContinueOnError) // only Set is called, which prints nothing
 	s.opt.register(ofs)
 	for k, vs := range ba.Options {
 		for _, v := range vs {
