@@ -21,8 +21,7 @@ type Termination struct {
 // MonitorTermination watches SIGTERM, SIGINT, stdin EOF (if exitOnStdinClose) and the parent's
 // death (if watchParent: getppid changes, polled every second; for managed mode, as a standalone
 // program's parent may be a shell that exits at once; not on Windows, where the parent's id never
-// changes and tor closes stdin instead). SIGTERM, stdin EOF and the parent's
-// death close both channels; the first SIGINT closes Stop, the second Now. Once Now is closed
+// changes and tor closes stdin instead): Stop and Now say which closes what. Once Now is closed
 // the signal handlers are removed, so a further signal has its default effect.
 func MonitorTermination(stdin io.Reader, exitOnStdinClose, watchParent bool) *Termination {
 	sigs := make(chan os.Signal, 2)
