@@ -240,23 +240,19 @@ func (c *client) connect(sc *pt.SocksConn) (*ws.Conn, error) {
 // logger scrubs addresses, not names, and the name of a bridge or front gives the bridge away.
 func unnamed(err error) string {
 	var dnsErr *net.DNSError
-	var nameErr x509.HostnameError
-	var caErr x509.UnknownAuthorityError
 	var dateErr x509.CertificateInvalidError
-	var certErr *tls.CertificateVerificationError
-	var recordErr tls.RecordHeaderError
 	switch {
 	case errors.As(err, &dnsErr):
 		return "resolving a host name: " + dnsErr.Err
-	case errors.As(err, &nameErr):
+	case errors.As(err, new(x509.HostnameError)):
 		return "TLS: the bridge's certificate is not valid for the url= host (check url=, or set front= to a name the certificate holds)"
-	case errors.As(err, &caErr):
+	case errors.As(err, new(x509.UnknownAuthorityError)):
 		return "TLS: no trusted CA signed the bridge's certificate (self-signed? or a TLS-intercepting proxy on the way?)"
 	case errors.As(err, &dateErr) && dateErr.Reason == x509.Expired:
 		return "TLS: the bridge's certificate has expired or is not valid yet (check its dates and this computer's clock)"
-	case errors.As(err, &certErr):
+	case errors.As(err, new(*tls.CertificateVerificationError)):
 		return "TLS: the bridge's certificate is not accepted (check its chain of CAs)"
-	case errors.As(err, &recordErr):
+	case errors.As(err, new(tls.RecordHeaderError)):
 		return "TLS: the bridge answered without TLS (a plain port? is the URL ws://?)"
 	}
 	return err.Error()

@@ -256,11 +256,10 @@ func socksReplyCode(err error) byte {
 		}
 	}
 	var netErr net.Error
-	var dnsErr *net.DNSError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return socksTTLExpired
-	case errors.As(err, &dnsErr):
+	case errors.As(err, new(*net.DNSError)):
 		return socksHostUnreachable
 	}
 	return socksGeneralFailure
