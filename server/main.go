@@ -39,7 +39,7 @@ type options struct {
 	path             string
 	url              string // public URL, for the bridge line: SMETHOD ARGS:url=...
 	tlsCert, tlsKey  string
-	trusted          cidrs
+	trusted          []*net.IPNet
 	base64           bool
 	maxConns         int
 	handshakeTimeout time.Duration
@@ -79,13 +79,6 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxMessage, "max-message", o.maxMessage, "largest received message in `bytes` (0: 1 MiB)")
 	fs.DurationVar(&o.stallTimeout, "stall-timeout", o.stallTimeout, "close a tunnel whose peer takes no data for this long (0: never)")
 	fs.DurationVar(&o.halfClose, "half-close-timeout", o.halfClose, "close a tunnel this long after one direction ended (0: never)")
-}
-
-// cidrs are the prefixes of -trusted-proxy.
-type cidrs []*net.IPNet
-
-func (c cidrs) contains(ip net.IP) bool {
-	return slices.ContainsFunc(c, func(n *net.IPNet) bool { return n.Contains(ip) })
 }
 
 // server serves one listener.
@@ -289,13 +282,16 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // proxy, the right-most address in X-Forwarded-For that is not a trusted proxy. A forwarded
 // address has no port, which tor accepts (USERADDR "1.2.3.4" or "2001:db8::1").
 func (s *server) clientAddr(r *http.Request) string {
+	trusted := func(ip net.IP) bool {
+		return slices.ContainsFunc(s.opt.trusted, func(n *net.IPNet) bool { return n.Contains(ip) })
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	ip := net.ParseIP(host)
-	if err != nil || ip == nil || !s.opt.trusted.contains(ip) {
+	if err != nil || ip == nil || !trusted(ip) {
 		return r.RemoteAddr
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0 && s.opt.trusted.contains(ip); i-- {
+	for i := len(hops) - 1; i >= 0 && trusted(ip); i-- {
 		hop := net.ParseIP(strings.TrimSpace(hops[i]))
 		if hop == nil {
 			break // not an address: believe nothing further left
