@@ -136,8 +136,6 @@ func (c *SocksConn) socks5(w *wire) {
 	hdr := w.read(4)
 	var host string
 	switch {
-	case w.err != nil:
-		return
 	case hdr[0] != socks5Version || hdr[2] != 0:
 		c.refusef(w, socksGeneralFailure, "bad request header % x", hdr)
 	case hdr[1] != socksCmdConnect:
