@@ -90,12 +90,17 @@ func (t *Termination) Now() <-chan struct{} { return t.now }
 // until Stop is closed, then closes the listeners, waits for the open connections to end (Drain)
 // and calls report once more.
 func (t *Termination) Wait(listeners []io.Closer, active *atomic.Int64, report func()) {
-	go func() {
-		for range time.Tick(time.Hour) {
+	hourly := time.NewTicker(time.Hour)
+	defer hourly.Stop()
+wait:
+	for {
+		select {
+		case <-hourly.C:
 			report()
+		case <-t.stop:
+			break wait
 		}
-	}()
-	<-t.stop
+	}
 	for _, l := range listeners {
 		l.Close()
 	}

@@ -138,3 +138,36 @@ func TestDrain(t *testing.T) {
 		t.Fatal("Drain did not return at Now")
 	}
 }
+
+type closeCounter struct{ n atomic.Int32 }
+
+func (c *closeCounter) Close() error { c.n.Add(1); return nil }
+
+// TestWait: nothing happens before Stop; then the listeners are closed, the open connections
+// drained, and the final report made once, after the last connection ended.
+func TestWait(t *testing.T) {
+	term, sigs, _ := fakeMonitor(nil, false, nil)
+	var active atomic.Int64
+	active.Store(1)
+	var ln closeCounter
+	reports, done := make(chan struct{}, 4), make(chan struct{})
+	go func() { term.Wait([]io.Closer{&ln}, &active, func() { reports <- struct{}{} }); close(done) }()
+	if isClosed(done) || len(reports) != 0 || ln.n.Load() != 0 {
+		t.Fatal("Wait acted before Stop")
+	}
+	sigs <- syscall.SIGINT // the first one closes Stop only
+	for deadline := time.Now().Add(generous); ln.n.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the listener was not closed at Stop")
+		}
+	}
+	if isClosed(done) || len(reports) != 0 {
+		t.Fatal("Wait returned or reported with a connection still open")
+	}
+	active.Add(-1)
+	if !closedWithin(done, generous) || len(reports) != 1 || ln.n.Load() != 1 {
+		t.Fatalf("after the drain: returned %v, %d reports, listener closed %d times; want true, 1, 1",
+			isClosed(done), len(reports), ln.n.Load())
+	}
+	sigs <- syscall.SIGINT // the second ends the monitor's goroutine
+}
