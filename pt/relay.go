@@ -107,7 +107,8 @@ func closeAfter(c net.Conn, err error) {
 // pooled buffer; a read that fills at least half of it means data is flowing (a base64
 // WebSocket fills only three quarters), so it borrows a large one, and gives it back after a
 // read that fills less than half: the next read may block, and an idle direction must not hold
-// 32 KiB.
+// 32 KiB. While data flows into a dst that is an io.ReaderFrom (a *ws.Conn), dst reads src into
+// its own frame buffer instead, one Read per ReadFrom, so that the data is not copied.
 func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 	small, large := smallBufs.Get().(*[]byte), (*[]byte)(nil)
 	defer func() {
@@ -116,33 +117,70 @@ func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 			largeBufs.Put(large)
 		}
 	}()
+	rf, _ := dst.(io.ReaderFrom)
+	if _, ok := dst.(*net.TCPConn); ok {
+		rf = nil // its ReadFrom splices, or copies through a buffer of its own per call
+	}
+	one := &oneRead{src: src, count: count}
 	var total int64
+	flowing := false // the last read filled at least half of its buffer
 	for {
-		buf := *small
-		if large != nil {
-			buf = *large
-		}
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			count.Add(int64(n)) // before the write: whoever has received the bytes finds them counted
-			w, werr := dst.Write(buf[:n])
-			total += int64(w)
-			if werr != nil || w < n {
-				count.Add(int64(w - n))
-				return total, cmp.Or(werr, io.ErrShortWrite)
+		var n, w int
+		var rerr, werr error
+		if flowing && rf != nil {
+			*one = oneRead{src: src, count: count}
+			var w64 int64
+			w64, werr = rf.ReadFrom(one)
+			n, w, rerr = one.n, int(w64), one.err
+		} else {
+			buf := *small
+			if flowing {
+				if large == nil {
+					large = largeBufs.Get().(*[]byte)
+				}
+				buf = *large
 			}
+			if n, rerr = src.Read(buf); n > 0 {
+				count.Add(int64(n)) // before the write: whoever has received the bytes finds them counted
+				w, werr = dst.Write(buf[:n])
+			}
+		}
+		total += int64(w)
+		if w < n {
+			count.Add(int64(w - n))
+			return total, cmp.Or(werr, io.ErrShortWrite)
 		}
 		if rerr != nil {
 			return total, rerr
 		}
-		switch {
-		case large == nil && n >= len(buf)/2:
-			large = largeBufs.Get().(*[]byte)
-		case large != nil && n < len(buf)/2:
+		half := smallBufSize / 2
+		if flowing {
+			half = largeBufSize / 2
+		}
+		if flowing = n >= half; !flowing && large != nil {
 			largeBufs.Put(large)
 			large = nil
 		}
 	}
+}
+
+// oneRead is the source of one ReadFrom: a single Read of src, counted before dst writes it.
+type oneRead struct {
+	src   io.Reader
+	count *atomic.Int64
+	n     int
+	err   error
+	done  bool
+}
+
+func (o *oneRead) Read(p []byte) (int, error) {
+	if o.done {
+		return 0, io.EOF
+	}
+	o.done = true
+	o.n, o.err = o.src.Read(p)
+	o.count.Add(int64(o.n))
+	return o.n, o.err
 }
 
 // Stats are a program's traffic figures for its summaries, seen from its WebSocket side.

@@ -70,11 +70,12 @@
 // the peer declares: payload is read straight into the caller's buffer
 // (base64 text through a pooled buffer of one frame's size, taken per
 // Read), headers and control frames through a 256-byte array, and write
-// buffers come from a pool per frame.
+// buffers come from a pool per frame (ReadFrom reads its source straight
+// into one, so a relay's data is not copied).
 //
 // # Concurrency
 //
-// One goroutine may call Read and one Write at a time. Close,
+// One goroutine may call Read and one Write or ReadFrom at a time. Close,
 // CloseWithStatus, CloseWithError, CloseWrite, Subprotocol, the address
 // getters and the deadline setters may be called at any time from any
 // goroutine. Frames are written whole under one lock, so control frames

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"io"
 	"strings"
 )
 
@@ -29,7 +30,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 			op |= 0x80 // FIN
 		}
 		c.wlock <- struct{}{}
-		err := c.writeData(op, p[n:n+m])
+		err := c.writeData(op, p[n:n+m], nil)
 		c.unlock()
 		if err != nil {
 			return n, err
@@ -42,13 +43,13 @@ func (c *Conn) Write(p []byte) (int, error) {
 
 func (c *Conn) unlock() { <-c.wlock }
 
-// writeData sends one data frame, wlock held. Any error ends writing: a
-// frame cut short cannot be followed by another.
-func (c *Conn) writeData(op byte, payload []byte) error {
+// writeData sends one data frame (see writeFrame), wlock held. Any error
+// ends writing: a frame cut short cannot be followed by another.
+func (c *Conn) writeData(op byte, payload []byte, buf *frameBuf) error {
 	if c.werr != nil {
 		return c.werr
 	}
-	if err := c.writeFrame(op, payload); err != nil {
+	if err := c.writeFrame(op, payload, buf); err != nil {
 		c.werr = err
 		c.closeSent.Store(true) // no Close can follow
 	}
@@ -62,9 +63,9 @@ func (c *Conn) writeControl(op byte, payload []byte) error {
 		return c.werr
 	}
 	if op != opClose {
-		return c.writeData(op, payload)
+		return c.writeData(op, payload, nil)
 	}
-	err := c.writeFrame(opClose, payload)
+	err := c.writeFrame(opClose, payload, nil)
 	c.werr = errWriteClosed
 	c.closeSent.Store(true)
 	c.closeIfDone()
@@ -81,33 +82,71 @@ func closePayload(code int, reason string) []byte {
 	return append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)
 }
 
-// writeFrame sends one frame, header and payload in one write; wlock is
-// held. op may carry the FIN bit; control frames always get it. Data
-// frames' payload is base64-encoded when negotiated.
-func (c *Conn) writeFrame(op byte, payload []byte) error {
+// ReadFrom sends what r yields until r's EOF, each Read as one data message
+// (as Write would). It reads r straight into a pooled frame buffer behind
+// the header's space, so binary data is masked there and leaves in one
+// write with no copy; base64 is encoded from it. The buffer is held while
+// r.Read blocks, not the writer's lock: an idle caller reads into a small
+// buffer of its own and calls Write instead (pt's copy loop does).
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	buf := framePool.Get().(*frameBuf)
 	defer framePool.Put(buf)
+	op, chunk, inPlace := byte(opBinary|0x80), maxBinaryData, buf
+	if c.b64 {
+		op, chunk, inPlace = opText|0x80, maxBase64Data, nil
+	}
+	var total int64
+	for {
+		n, rerr := r.Read(buf[maxHeader : maxHeader+chunk])
+		if n > 0 {
+			c.wlock <- struct{}{}
+			err := c.writeData(op, buf[maxHeader:maxHeader+n], inPlace)
+			c.unlock()
+			if err != nil {
+				return total, err
+			}
+			total += int64(n)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		} else if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// writeFrame sends one frame, header and payload in one write; wlock is
+// held. op may carry the FIN bit; control frames always get it. Data
+// frames' payload is base64-encoded when negotiated. The frame is built in
+// buf, whose payload space (from maxHeader on) already holds payload unless
+// buf is nil; the header goes just before it.
+func (c *Conn) writeFrame(op byte, payload []byte, buf *frameBuf) error {
 	code, fin := op&0x0F, op&0x80 != 0 || op >= opClose
 	n := len(payload)
 	text := c.b64 && code < opClose
 	if text {
 		n = base64.StdEncoding.EncodedLen(n)
 	}
-	h := putHeader(buf[:], code, fin, n, c.client)
-	body := buf[h : h+n]
-	if text {
-		encode(body, payload)
-	} else {
-		copy(body, payload)
+	if buf == nil {
+		buf = framePool.Get().(*frameBuf)
+		defer framePool.Put(buf)
+		if text {
+			encode(buf[maxHeader:], payload)
+		} else {
+			copy(buf[maxHeader:], payload)
+		}
 	}
+	var hdr [maxHeader]byte
+	h := putHeader(hdr[:], code, fin, n, c.client)
 	if c.client {
 		key, err := newMaskKey()
 		if err != nil {
 			return err
 		}
-		copy(buf[h-4:h], key[:])
-		mask(key, 0, body)
+		copy(hdr[h-4:h], key[:])
+		mask(key, 0, buf[maxHeader:maxHeader+n])
 	}
-	_, err := c.conn.Write(buf[:h+n])
+	copy(buf[maxHeader-h:], hdr[:h])
+	_, err := c.conn.Write(buf[maxHeader-h : maxHeader+n])
 	return err
 }
