@@ -103,12 +103,13 @@ func closeAfter(c net.Conn, err error) {
 }
 
 // pump copies src to dst until an error (io.EOF at the end of src), writing every byte read
-// before acting on a read error, and adds what each write writes to count. It reads into a small
+// before acting on a read error, and counts in count what it reads before writing it (taken back
+// if the write fails), so that whoever has received bytes finds them counted. It reads into a small
 // pooled buffer; a read that fills at least half of it means data is flowing (a base64
 // WebSocket fills only three quarters), so it borrows a large one, and gives it back after a
 // read that fills less than half: the next read may block, and an idle direction must not hold
 // 32 KiB. While data flows into a dst that is an io.ReaderFrom (a *ws.Conn), dst reads src into
-// its own frame buffer instead, one Read per ReadFrom, so that the data is not copied.
+// its own buffer instead, one Read per call, so that pump copies nothing.
 func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 	small, large := smallBufs.Get().(*[]byte), (*[]byte)(nil)
 	defer func() {
@@ -121,50 +122,44 @@ func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 	if _, ok := dst.(*net.TCPConn); ok {
 		rf = nil // its ReadFrom splices, or copies through a buffer of its own per call
 	}
-	one := &oneRead{src: src, count: count}
 	var total int64
-	flowing := false // the last read filled at least half of its buffer
+	one, size := &oneRead{}, smallBufSize // size: of the next read's buffer
 	for {
-		var n, w int
-		var rerr, werr error
-		if flowing && rf != nil {
-			*one = oneRead{src: src, count: count}
-			var w64 int64
-			w64, werr = rf.ReadFrom(one)
-			n, w, rerr = one.n, int(w64), one.err
+		*one = oneRead{src: src, count: count}
+		var w int64
+		var werr error
+		if size == largeBufSize && rf != nil {
+			w, werr = rf.ReadFrom(one)
 		} else {
 			buf := *small
-			if flowing {
+			if size == largeBufSize {
 				if large == nil {
 					large = largeBufs.Get().(*[]byte)
 				}
 				buf = *large
 			}
-			if n, rerr = src.Read(buf); n > 0 {
-				count.Add(int64(n)) // before the write: whoever has received the bytes finds them counted
-				w, werr = dst.Write(buf[:n])
+			if n, _ := one.Read(buf); n > 0 {
+				m, err := dst.Write(buf[:n])
+				w, werr = int64(m), err
 			}
 		}
-		total += int64(w)
-		if w < n {
-			count.Add(int64(w - n))
+		if total += w; w < int64(one.n) {
+			count.Add(w - int64(one.n))
 			return total, cmp.Or(werr, io.ErrShortWrite)
 		}
-		if rerr != nil {
-			return total, rerr
+		if one.err != nil {
+			return total, one.err
 		}
-		half := smallBufSize / 2
-		if flowing {
-			half = largeBufSize / 2
-		}
-		if flowing = n >= half; !flowing && large != nil {
+		if one.n >= size/2 {
+			size = largeBufSize
+		} else if size = smallBufSize; large != nil {
 			largeBufs.Put(large)
 			large = nil
 		}
 	}
 }
 
-// oneRead is the source of one ReadFrom: a single Read of src, counted before dst writes it.
+// oneRead is a single Read of src, counted, then io.EOF: the source of one ReadFrom.
 type oneRead struct {
 	src   io.Reader
 	count *atomic.Int64

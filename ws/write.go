@@ -82,37 +82,33 @@ func closePayload(code int, reason string) []byte {
 	return append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)
 }
 
-// ReadFrom sends what r yields until r's EOF, each Read as one data message
-// (as Write would). It reads r straight into a pooled frame buffer behind
-// the header's space, so binary data is masked there and leaves in one
-// write with no copy; base64 is encoded from it. The buffer is held while
-// r.Read blocks, not the writer's lock: an idle caller reads into a small
-// buffer of its own and calls Write instead (pt's copy loop does).
-func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+// ReadFrom sends what r yields until r's EOF, each Read as one data message.
+// It reads r straight into a pooled frame buffer behind the header's space,
+// where binary data is masked and sent with no copy. It holds that buffer
+// while r.Read blocks, not the writer's lock.
+func (c *Conn) ReadFrom(r io.Reader) (total int64, err error) {
 	buf := framePool.Get().(*frameBuf)
 	defer framePool.Put(buf)
-	op, chunk, inPlace := byte(opBinary|0x80), maxBinaryData, buf
+	op, inPlace := byte(opBinary|0x80), buf
 	if c.b64 {
-		op, chunk, inPlace = opText|0x80, maxBase64Data, nil
+		op, inPlace = opText|0x80, nil // encoded into a buffer of its own
 	}
-	var total int64
-	for {
-		n, rerr := r.Read(buf[maxHeader : maxHeader+chunk])
-		if n > 0 {
+	for err == nil {
+		var n int
+		if n, err = r.Read(buf[maxHeader : maxHeader+maxBinaryData]); n > 0 {
 			c.wlock <- struct{}{}
-			err := c.writeData(op, buf[maxHeader:maxHeader+n], inPlace)
+			werr := c.writeData(op, buf[maxHeader:maxHeader+n], inPlace)
 			c.unlock()
-			if err != nil {
-				return total, err
+			if werr != nil {
+				return total, werr
 			}
 			total += int64(n)
 		}
-		if rerr == io.EOF {
-			return total, nil
-		} else if rerr != nil {
-			return total, rerr
-		}
 	}
+	if err == io.EOF {
+		err = nil
+	}
+	return total, err
 }
 
 // writeFrame sends one frame, header and payload in one write; wlock is
