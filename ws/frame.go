@@ -28,8 +28,13 @@ const (
 )
 
 // frameBuf holds one whole outgoing frame, header and payload, so that it
-// leaves in one write. Taken from framePool per frame, never held while idle.
-type frameBuf [maxHeader + maxFrameSend]byte
+// leaves in one write: the payload at payloadAt, the header just before it.
+// payloadAt keeps the payload cache-line aligned (a pooled frameBuf is), which
+// the kernel's copies into it need to run at full speed. Taken from
+// framePool per frame, never held while idle.
+type frameBuf [payloadAt + maxFrameSend]byte
+
+const payloadAt = 64
 
 var framePool = sync.Pool{New: func() any { return new(frameBuf) }}
 

@@ -86,16 +86,23 @@ func (c *Conn) rawRead(p []byte) (int, error) {
 	return c.conn.Read(p)
 }
 
-// need makes rbuf[rpos:rpos+n] available (n <= len(rbuf)). A timeout keeps
-// what was read, so a retry continues where it stopped.
+// need makes rbuf[rpos:rpos+n] available (n <= 139, a control frame). A
+// timeout keeps what was read, so a retry continues where it stopped. It
+// reads ahead a data frame's usual header and 192 bytes: the rest of the
+// frame, read into the caller's buffer, then lands 64-byte aligned there,
+// which the kernel's copy needs to run at full speed.
 func (c *Conn) need(n int) error {
 	if c.rend-c.rpos >= n {
 		return nil
 	}
 	c.rend = copy(c.rbuf[:], c.rbuf[c.rpos:c.rend])
 	c.rpos = 0
+	ahead := 192 + 4 // from the server: 16-bit length
+	if !c.client {
+		ahead += 4 // from a client: and a masking key
+	}
 	for c.rend < n {
-		m, err := c.rawRead(c.rbuf[c.rend:])
+		m, err := c.rawRead(c.rbuf[c.rend:ahead])
 		c.rend += m
 		if err != nil && c.rend < n {
 			return err

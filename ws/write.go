@@ -95,9 +95,9 @@ func (c *Conn) ReadFrom(r io.Reader) (total int64, err error) {
 	}
 	for err == nil {
 		var n int
-		if n, err = r.Read(buf[maxHeader : maxHeader+maxBinaryData]); n > 0 {
+		if n, err = r.Read(buf[payloadAt : payloadAt+maxBinaryData]); n > 0 {
 			c.wlock <- struct{}{}
-			werr := c.writeData(op, buf[maxHeader:maxHeader+n], inPlace)
+			werr := c.writeData(op, buf[payloadAt:payloadAt+n], inPlace)
 			c.unlock()
 			if werr != nil {
 				return total, werr
@@ -114,7 +114,7 @@ func (c *Conn) ReadFrom(r io.Reader) (total int64, err error) {
 // writeFrame sends one frame, header and payload in one write; wlock is
 // held. op may carry the FIN bit; control frames always get it. Data
 // frames' payload is base64-encoded when negotiated. The frame is built in
-// buf, whose payload space (from maxHeader on) already holds payload unless
+// buf, whose payload space (from payloadAt on) already holds payload unless
 // buf is nil; the header goes just before it.
 func (c *Conn) writeFrame(op byte, payload []byte, buf *frameBuf) error {
 	code, fin := op&0x0F, op&0x80 != 0 || op >= opClose
@@ -127,9 +127,9 @@ func (c *Conn) writeFrame(op byte, payload []byte, buf *frameBuf) error {
 		buf = framePool.Get().(*frameBuf)
 		defer framePool.Put(buf)
 		if text {
-			encode(buf[maxHeader:], payload)
+			encode(buf[payloadAt:], payload)
 		} else {
-			copy(buf[maxHeader:], payload)
+			copy(buf[payloadAt:], payload)
 		}
 	}
 	var hdr [maxHeader]byte
@@ -140,9 +140,9 @@ func (c *Conn) writeFrame(op byte, payload []byte, buf *frameBuf) error {
 			return err
 		}
 		copy(hdr[h-4:h], key[:])
-		mask(key, 0, buf[maxHeader:maxHeader+n])
+		mask(key, 0, buf[payloadAt:payloadAt+n])
 	}
-	copy(buf[maxHeader-h:], hdr[:h])
-	_, err := c.conn.Write(buf[maxHeader-h : maxHeader+n])
+	copy(buf[payloadAt-h:], hdr[:h])
+	_, err := c.conn.Write(buf[payloadAt-h : payloadAt+n])
 	return err
 }

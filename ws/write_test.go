@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"testing"
 	"testing/iotest"
+	"unsafe"
 )
 
 // refWire is what the package must send for msgs, each one data message, built without its
@@ -171,6 +172,52 @@ func TestReadFromSources(t *testing.T) {
 				if err := c.CloseWrite(); err == nil {
 					t.Errorf("%s: CloseWrite after a failed ReadFrom reports success", r.name)
 				}
+			}
+		}
+	}
+}
+
+// alignReader records where each Read's buffer starts, modulo 64, and serves r.
+type alignReader struct {
+	r    io.Reader
+	mods []uintptr
+}
+
+func (a *alignReader) Read(p []byte) (int, error) {
+	if len(p) > 0 {
+		a.mods = append(a.mods, uintptr(unsafe.Pointer(&p[0]))%64)
+	}
+	return a.r.Read(p)
+}
+
+// The kernel's copies into our buffers run at full speed only when the buffer is aligned
+// (measured: 15% more CPU per GiB for the relays with a payload at offset 14): ReadFrom reads
+// its source into a 64-byte-aligned place, and Read puts the bulk of a full frame at a 64-byte
+// offset of the caller's (aligned) buffer, both roles.
+func TestAlignedCopies(t *testing.T) {
+	msg := make([]byte, 3*maxBinaryData)
+	for _, client := range []bool{false, true} {
+		src := &alignReader{r: bytes.NewReader(msg)}
+		var wire bytes.Buffer
+		newConn(&fakeConn{w: &wire}, client, false, 0, nil).ReadFrom(src)
+		for _, m := range src.mods {
+			if m != 0 {
+				t.Errorf("client=%v: ReadFrom reads at %d modulo 64", client, m)
+			}
+		}
+		conn := &alignReader{r: &wire}
+		rc := newConn(&fakeConn{r: conn}, !client, false, 0, nil)
+		buf := make([]byte, maxBinaryData) // a relay's, aligned like any large allocation
+		if uintptr(unsafe.Pointer(&buf[0]))%64 != 0 {
+			t.Fatal("test buffer not aligned")
+		}
+		for i := 0; i < 3; i++ {
+			conn.mods = conn.mods[:0]
+			if n, err := io.ReadFull(rc, buf); n != len(buf) || err != nil {
+				t.Fatalf("Read: %d, %v", n, err)
+			}
+			if len(conn.mods) != 2 || conn.mods[1] != 0 {
+				t.Errorf("client=%v: a frame read as %d reads at %v modulo 64; want the read-ahead, then 0", !client, len(conn.mods), conn.mods)
 			}
 		}
 	}
