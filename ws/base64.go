@@ -24,7 +24,7 @@ var errBase64 = errors.New("invalid base64 in text message")
 
 // strict rejects padding anywhere but at the end, and unused bits that are
 // not zero. Like every encoding/base64 decoder it skips '\r' and '\n',
-// which decode refuses first.
+// which decodeStrict refuses first.
 var strict = base64.StdEncoding.Strict()
 
 // The codec below takes 12 bits at a time through a table: two characters
@@ -73,8 +73,9 @@ func encode(dst, src []byte) {
 	base64.StdEncoding.Encode(dst[di:], src[si:])
 }
 
-// decodeStrict is strict.Decode: 8 characters to 6 bytes a step, while
-// they are all data characters.
+// decodeStrict is strict.Decode, but it refuses '\r' and '\n' (which
+// encoding/base64 skips): 8 characters to 6 bytes a step, while they are all
+// data characters.
 func decodeStrict(dst, src []byte) (int, error) {
 	t, si, di := decPairs(), 0, 0
 	for ; len(src)-si >= 8 && len(dst)-di >= 8; si, di = si+8, di+6 {
@@ -84,6 +85,9 @@ func decodeStrict(dst, src []byte) (int, error) {
 			break // not 8 data characters: encoding/base64 says what is wrong
 		}
 		binary.BigEndian.PutUint64(dst[di:], uint64(a)<<52|uint64(b)<<40|uint64(c)<<28|uint64(d)<<16)
+	}
+	if bytes.ContainsAny(src[si:], "\r\n") {
+		return di, errBase64
 	}
 	n, err := strict.Decode(dst[di:], src[si:])
 	return di + n, err
@@ -99,10 +103,7 @@ var textBufs = sync.Pool{New: func() any { return new([maxFrameSend]byte) }}
 // the previous carry at the front of text.
 func (d *decoder) decode(text, out []byte) (int, error) {
 	whole := len(text) &^ 3
-	switch {
-	case d.padded && len(text) > 0: // data after the padding
-		return 0, errBase64
-	case bytes.IndexByte(text, '\r') >= 0 || bytes.IndexByte(text, '\n') >= 0:
+	if d.padded && len(text) > 0 { // data after the padding
 		return 0, errBase64
 	}
 	n, err := decodeStrict(out, text[:whole])
