@@ -103,8 +103,8 @@ func closeAfter(c net.Conn, err error) {
 }
 
 // pump copies src to dst until an error (io.EOF at the end of src), writing every byte read
-// before acting on a read error, and counts in count what it reads before writing it (taken back
-// if the write fails), so that whoever has received bytes finds them counted. It reads into a small
+// before acting on a read error, and counts each read before its write (taken back if the write
+// fails): whoever has received the bytes finds them counted. It reads into a small
 // pooled buffer; a read that fills at least half of it means data is flowing (a base64
 // WebSocket fills only three quarters), so it borrows a large one, and gives it back after a
 // read that fills less than half: the next read may block, and an idle direction must not hold

@@ -27,11 +27,10 @@ const (
 	randBatch     = 4096                  // random bytes fetched at once for masking keys
 )
 
-// frameBuf holds one whole outgoing frame, header and payload, so that it
-// leaves in one write: the payload at payloadAt, the header just before it.
-// payloadAt keeps the payload cache-line aligned (a pooled frameBuf is), which
-// the kernel's copies into it need to run at full speed. Taken from
-// framePool per frame, never held while idle.
+// frameBuf holds one whole outgoing frame, so that it leaves in one write:
+// the payload at payloadAt, 64-byte aligned as the kernel's copies need to
+// run at full speed, and the header just before it. Taken from framePool
+// per frame, never held while idle.
 type frameBuf [payloadAt + maxFrameSend]byte
 
 const payloadAt = 64

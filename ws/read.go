@@ -88,9 +88,8 @@ func (c *Conn) rawRead(p []byte) (int, error) {
 
 // need makes rbuf[rpos:rpos+n] available (n <= 139, a control frame). A
 // timeout keeps what was read, so a retry continues where it stopped. It
-// reads ahead a data frame's usual header and 192 bytes: the rest of the
-// frame, read into the caller's buffer, then lands 64-byte aligned there,
-// which the kernel's copy needs to run at full speed.
+// reads ahead a data frame's usual header and 192 bytes, so that the rest
+// lands 64-byte aligned in the caller's buffer (see frameBuf).
 func (c *Conn) need(n int) error {
 	if c.rend-c.rpos >= n {
 		return nil
