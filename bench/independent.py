@@ -3,17 +3,21 @@
 accounting (utime+stime from /proc/PID/stat), a different push size (256 KiB) and one direction
 (uploads), as a reader of doc/PERFORMANCE.md might measure.
 
-Usage (from bench/, after make build):  python3 independent.py [-rounds 8] [-size 256]
+Usage (from bench/, after make build):
+    python3 independent.py [-rounds 8] [-size 256] [NAME=BINDIR ...]
 
 Each round uploads SIZE MiB through each chain in turn (the order rotating each round): the raw
-chain (two `bench relay-raw`), the gorilla chain and ours (websocket-client over SOCKS5, then
-websocket-server). It prints, per chain, the median (min-max) MB/s and relays' CPU s/GiB, and
-the paired medians of ours ÷ raw and ours ÷ gorilla. Loopback only.
+chain (two `bench relay-raw`), the gorilla chain, ours (websocket-client over SOCKS5, then
+websocket-server, from ../bin) and ours built elsewhere, named NAME, for each NAME=BINDIR (to
+compare builds). It prints, per chain, the median (min-max) MB/s and relays' CPU s/GiB, and the
+paired medians of each of our chains ÷ raw, ÷ gorilla and ÷ ours. Loopback only.
 """
 import os, socket, statistics, struct, subprocess, sys, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+builds = [a.split("=", 1) for a in sys.argv[1:] if "=" in a]
+flags = [a for a in sys.argv[1:] if "=" not in a]
+args = dict(zip(flags[0::2], flags[1::2]))
 ROUNDS, SIZE = int(args.get("-rounds", 8)), int(args.get("-size", 256)) << 20
 PUSH = 256 << 10
 BIN = os.path.join(HERE, "..", "bin")
@@ -74,7 +78,7 @@ def wait_listening(addr):
     sys.exit("nothing listens on " + addr)
 
 
-def start_chain(name, target, bench):
+def start_chain(name, target, bench, bindir=BIN):
     s, c = free_addr(), free_addr()
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     socks = None
@@ -85,8 +89,8 @@ def start_chain(name, target, bench):
         sp = subprocess.Popen([bench, "relay-gorilla-server", "-listen", s, "-to", target], **quiet)
         cp = subprocess.Popen([bench, "relay-gorilla-client", "-listen", c, "-url", "ws://%s/" % s], **quiet)
     else:
-        sp = subprocess.Popen([os.path.join(BIN, "websocket-server"), "-listen", s, "-orport", target], **quiet)
-        cp = subprocess.Popen([os.path.join(BIN, "websocket-client"), "-listen", c, "-url", "ws://%s/" % s], **quiet)
+        sp = subprocess.Popen([os.path.join(bindir, "websocket-server"), "-listen", s, "-orport", target], **quiet)
+        cp = subprocess.Popen([os.path.join(bindir, "websocket-client"), "-listen", c, "-url", "ws://%s/" % s], **quiet)
         socks = s
     wait_listening(s)
     wait_listening(c)
@@ -133,6 +137,7 @@ def main():
     subprocess.run(["go", "build", "-o", bench, "."], cwd=HERE, check=True)
     sink = Sink()
     chains = [start_chain(n, sink.addr, bench) for n in ("raw", "gorilla", "ours")]
+    chains += [start_chain(n, sink.addr, bench, d) for n, d in builds]
     res = {ch["name"]: ([], []) for ch in chains}
     load0 = open("/proc/loadavg").read().split()[:3]
     try:
@@ -151,9 +156,11 @@ def main():
           % (ROUNDS, SIZE >> 20, PUSH >> 10, " ".join(load0), " ".join(open("/proc/loadavg").read().split()[:3])))
     for name, (mbps, cpg) in res.items():
         print("%-8s %s MB/s   relays' CPU %s s/GiB" % (name, fmt(mbps, 0), fmt(cpg, 2)))
-    for other in ("raw", "gorilla"):
-        q = lambda k: statistics.median(a / b for a, b in zip(res["ours"][k], res[other][k]))
-        print("ours / %s (paired medians): throughput %.2fx, CPU per GiB %.2fx" % (other, q(0), q(1)))
+    for name in ["ours"] + [n for n, _ in builds]:
+        for other in ("raw", "gorilla", "ours"):
+            if other != name:
+                q = lambda k: statistics.median(a / b for a, b in zip(res[name][k], res[other][k]))
+                print("%s / %s (paired medians): throughput %.2fx, CPU per GiB %.2fx" % (name, other, q(0), q(1)))
 
 
 main()
