@@ -98,15 +98,22 @@ func decodeStrict(dst, src []byte) (int, error) {
 // 32 KiB read.
 var textBufs = sync.Pool{New: func() any { return new([maxFrameSend]byte) }}
 
-// decode decodes the whole groups of text into out, which has room for
-// them, and keeps the 0-3 trailing characters in carry. The caller has put
-// the previous carry at the front of text.
+// decode decodes the whole groups of text into out, which has room for them
+// or for all but the last (decoded into d.out then, and flushed into out as
+// far as it fits), and keeps the 0-3 trailing characters in carry. The
+// caller has put the previous carry at the front of text and d.out is empty.
 func (d *decoder) decode(text, out []byte) (int, error) {
 	whole := len(text) &^ 3
-	if d.padded && len(text) > 0 { // data after the padding
+	fit := min(whole, len(out)/3*4)
+	if d.padded && len(text) > 0 || 0 < fit && fit < whole && text[fit-1] == '=' { // data after the padding
 		return 0, errBase64
 	}
-	n, err := decodeStrict(out, text[:whole])
+	n, err := decodeStrict(out, text[:fit])
+	if err == nil && fit < whole {
+		d.on, err = decodeStrict(d.out[:], text[fit:whole])
+		d.oi = 0
+		n += d.flush(out[n:])
+	}
 	if err != nil {
 		return 0, errBase64
 	}

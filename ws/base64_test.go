@@ -119,9 +119,34 @@ func TestBase64ReadFills(t *testing.T) {
 	rand.New(rand.NewSource(4)).Read(msg)
 	text := []byte(base64.StdEncoding.EncodeToString(msg))
 	c := newConn(&fakeConn{r: bytes.NewReader(textFrames(text, nil)), w: io.Discard}, false, true, 0, nil)
-	for _, size := range []int{2048, 32 << 10} {
-		if n, err := c.Read(make([]byte, size)); n != size/3*3 || err != nil {
-			t.Errorf("Read of %d: %d, %v; want %d", size, n, err, size/3*3)
+	var got []byte
+	// 2048 and 32768 are not multiples of 3: a Read fills p, and the rest of the group it
+	// ends in (1 byte here) comes with the next Read.
+	for _, tc := range []struct{ size, want int }{{2048, 2048}, {32 << 10, 1}, {32 << 10, 32 << 10}} {
+		buf := make([]byte, tc.size)
+		n, err := c.Read(buf)
+		if n != tc.want || err != nil {
+			t.Errorf("Read of %d: %d, %v; want %d", tc.size, n, err, tc.want)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.Equal(got, msg[:len(got)]) {
+		t.Error("data differs")
+	}
+}
+
+// A relay's base64 message of up to 32 KiB (as ReadFrom sends them: padded unless a multiple
+// of 3) comes out of one Read of a 32 KiB buffer, so that the relay makes one write for it.
+func TestBase64ReadWholeMessage(t *testing.T) {
+	for _, size := range []int{32766, 32767, 32768} {
+		msg := make([]byte, size)
+		rand.New(rand.NewSource(int64(size))).Read(msg)
+		var wire bytes.Buffer
+		newConn(&fakeConn{w: &wire}, true, true, 0, nil).ReadFrom(bytes.NewReader(msg))
+		c := newConn(&fakeConn{r: &wire, w: io.Discard}, false, true, 0, nil)
+		buf := make([]byte, 32<<10)
+		if n, err := c.Read(buf); n != size || err != nil || !bytes.Equal(buf[:n], msg) {
+			t.Errorf("message of %d bytes: Read = %d, %v", size, n, err)
 		}
 	}
 }
