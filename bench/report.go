@@ -239,7 +239,7 @@ func (rep *report) writeReport(path, svgPath string) error {
 	p("- **Size of the pushes.** The load generator writes %d KiB at a time (`-chunk`); bigger writes mean fewer system calls and wake-ups per byte in every relay, which a raw chain that splices feels most.\n", c.chunk>>10)
 	p("- **One direction or both.** Each round here runs an upload, then a download, never both at once; a test that runs only uploads measures only the masking direction of our client (the costlier one) and our server's unmasking.\n")
 	p("- **Size of the chunks relayed.** Our relays read at most 32 KiB at a time and send one frame per read; gorilla's relays likewise; the raw relays move whatever the socket holds.\n")
-	p("- **Steal time.** On a virtual machine the hypervisor takes time that every process loses alike, so a run with much steal (%s here; 50%% on the machine of an earlier run of this report, where our chain read 1.09× the raw chain) squeezes every chain towards the same bound.\n\n", stealText(rep))
+	p("- **Steal time.** On a virtual machine the hypervisor takes time from whatever runs at that moment, so the spread of every figure grows with steal, and the ratios move: with 50%% steal, an earlier run of this report read our chain at 1.09× the raw chain's throughput; here steal was %s.\n\n", stealText(rep))
 	p("CPU per GiB is the figure that travels best from machine to machine: it counts what the relays do per byte, not what the machine leaves them. Cache contention and frequency still move it, hence its spread.\n\n")
 
 	p("## Throughput\n\n%d MiB each way per round through a new tunnel; payload MB/s (10⁶ bytes/s), median (min–max) of %d rounds.\n\n", c.size>>20, c.rounds)
