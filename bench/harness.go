@@ -182,13 +182,13 @@ func (ch *chain) stop() {
 	ch.server.stop()
 }
 
-func (ch *chain) cpu() (float64, error) {
-	a, err := cpuSeconds(ch.client.pid())
-	if err != nil {
-		return 0, err
+// cpu is the CPU time of the client and the server relay so far.
+func (ch *chain) cpu() (client, server float64, err error) {
+	if client, err = cpuSeconds(ch.client.pid()); err != nil {
+		return 0, 0, err
 	}
-	b, err := cpuSeconds(ch.server.pid())
-	return a + b, err
+	server, err = cpuSeconds(ch.server.pid())
+	return client, server, err
 }
 
 func (ch *chain) rss() (int64, int64, error) {
@@ -201,17 +201,17 @@ func (ch *chain) rss() (int64, int64, error) {
 }
 
 // bulk moves c.size bytes one way through a new tunnel and returns MB/s (10^6
-// bytes per second of payload) and the relays' CPU seconds meanwhile.
-func (c *config) bulk(ch *chain, up bool) (mbps, cpu float64, err error) {
+// bytes per second of payload) and the client and server relays' CPU seconds meanwhile.
+func (c *config) bulk(ch *chain, up bool) (mbps, cpuC, cpuS float64, err error) {
 	conn, err := ch.tun.dial(10 * time.Second)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(5 * time.Minute))
-	cpu0, err := ch.cpu()
+	c0, s0, err := ch.cpu()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	start := time.Now()
 	if up {
@@ -221,10 +221,10 @@ func (c *config) bulk(ch *chain, up bool) (mbps, cpu float64, err error) {
 	}
 	elapsed := time.Since(start)
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s %s: %v", ch.v, map[bool]string{true: "upload", false: "download"}[up], err)
+		return 0, 0, 0, fmt.Errorf("%s %s: %v", ch.v, map[bool]string{true: "upload", false: "download"}[up], err)
 	}
-	cpu1, err := ch.cpu()
-	return float64(c.size) / 1e6 / elapsed.Seconds(), cpu1 - cpu0, err
+	c1, s1, err := ch.cpu()
+	return float64(c.size) / 1e6 / elapsed.Seconds(), c1 - c0, s1 - s0, err
 }
 
 func upload(conn net.Conn, n int64, chunk int) error {
@@ -538,12 +538,16 @@ func measure(c *config) (*report, error) {
 	// Throughput, interleaved: each round visits every chain, in an order that
 	// rotates from round to round. Then latency, interleaved more finely (see
 	// pingRound), for the binary chains.
+	gib := float64(2*c.size) / (1 << 30) // both directions of a round
+	rep.stat0, rep.load0 = readCPUStat(), loadavg()
 	for r := 0; r < c.rounds; r++ {
+		st := readCPUStat()
 		for i := range chains {
 			k := (i + r) % len(chains)
 			ch, res := chains[k], rep.results[k]
+			var cpuC, cpuS float64
 			for _, up := range []bool{true, false} {
-				mbps, cpu, err := c.bulk(ch, up)
+				mbps, cc, cs, err := c.bulk(ch, up)
 				if err != nil {
 					return nil, err
 				}
@@ -552,12 +556,15 @@ func measure(c *config) (*report, error) {
 				} else {
 					res.down = append(res.down, mbps)
 				}
-				res.cpuSec += cpu
-				res.cpuBytes += c.size
+				cpuC, cpuS = cpuC+cc, cpuS+cs
 			}
-			fmt.Printf("round %d %-15s up %7.0f MB/s  down %7.0f MB/s\n", r+1, ch.v, last(res.up), last(res.down))
+			res.cpuC, res.cpuS = append(res.cpuC, cpuC/gib), append(res.cpuS, cpuS/gib)
+			fmt.Printf("round %d %-15s up %7.0f MB/s  down %7.0f MB/s  relays' CPU %.2f s/GiB\n", r+1, ch.v, last(res.up), last(res.down), (cpuC+cpuS)/gib)
 		}
+		steal, idle := shares(st, readCPUStat())
+		rep.steal, rep.idle = append(rep.steal, steal), append(rep.idle, idle)
 	}
+	rep.stat1, rep.load1 = readCPUStat(), loadavg()
 	var binChains []*chain
 	var binResults []*result
 	for i, ch := range chains {

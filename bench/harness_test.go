@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain lets the test binary serve as the harness's child processes: the
@@ -102,8 +103,8 @@ func TestChains(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, up := range []bool{true, false} {
-			if mbps, _, err := c.bulk(ch, up); err != nil || mbps <= 0 {
-				t.Errorf("%s: %v MB/s, %v", v, mbps, err)
+			if mbps, cc, cs, err := c.bulk(ch, up); err != nil || mbps <= 0 || cc <= 0 || cs <= 0 {
+				t.Errorf("%s: %v MB/s, CPU %v s + %v s, %v", v, mbps, cc, cs, err)
 			}
 		}
 		rtts, err := pingRound([]*chain{ch, ch}, 120) // two tunnels, slices of 100 then 20
@@ -123,5 +124,29 @@ func TestChains(t *testing.T) {
 	}
 	if !l.ok() || l.opened != 50 || l.carried != 50 || !l.rssOK {
 		t.Fatalf("load test: %+v", l)
+	}
+}
+
+// cpuSeconds sees a busy loop's time to the millisecond (utime+stime would say 0 or 10 ms),
+// and the machine's time shares add up.
+func TestCPUSeconds(t *testing.T) {
+	before, err := cpuSeconds(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := readCPUStat()
+	x := 0
+	for start := time.Now(); time.Since(start) < 30*time.Millisecond; x++ {
+	}
+	after, err := cpuSeconds(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := after - before; d < 0.001 || d > 5 {
+		t.Errorf("a 30 ms busy loop took %v s of CPU (%d turns)", d, x)
+	}
+	steal, idle := shares(st, readCPUStat())
+	if steal < 0 || idle < 0 || steal+idle > 1 || st[0] == 0 {
+		t.Errorf("steal %v, idle %v, first reading %v", steal, idle, st)
 	}
 }

@@ -151,25 +151,61 @@ func statFields(s string) []string {
 	return strings.Fields(s[i+1:])
 }
 
-// clockTick is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTick = 100
-
-// cpuSeconds is utime+stime of pid.
+// cpuSeconds is the time pid's threads have run so far: the sum of the first field (ns on a
+// CPU) of /proc/PID/task/*/schedstat, which is exact where utime+stime comes in 10 ms ticks
+// (a round of one chain takes some 100-300 ms). Go's threads do not exit, so none is lost.
 func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		return 0, err
 	}
-	f := statFields(string(b))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
+	var ns int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // the thread has just ended
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 1 {
+			return 0, fmt.Errorf("/proc/%d/task/%s/schedstat: empty", pid, t.Name())
+		}
+		v, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/task/%s/schedstat: %v", pid, t.Name(), err)
+		}
+		ns += v
 	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	s, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad times", pid)
+	return float64(ns) / 1e9, nil
+}
+
+// cpuStat is the machine's time in each state so far (the "cpu" line of /proc/stat: user,
+// nice, system, idle, iowait, irq, softirq, steal), in ticks.
+type cpuStat [8]int64
+
+func readCPUStat() cpuStat {
+	var c cpuStat
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i := range c {
+		if i+1 < len(f) {
+			c[i], _ = strconv.ParseInt(f[i+1], 10, 64)
+		}
 	}
-	return float64(u+s) / clockTick, nil
+	return c
+}
+
+// shares are the shares (0-1) of the machine's time from a to b that the hypervisor gave to
+// others while this machine wanted to run (steal) and that was idle.
+func shares(a, b cpuStat) (steal, idle float64) {
+	var total int64
+	for i := range a {
+		total += b[i] - a[i]
+	}
+	if total <= 0 {
+		return 0, 0
+	}
+	return float64(b[7]-a[7]) / float64(total), float64(b[3]-a[3]+b[4]-a[4]) / float64(total)
 }
 
 // rssBytes is VmRSS of pid.

@@ -62,7 +62,7 @@ func ourTunnel(tb testing.TB, b64 bool) string {
 			conn.Close()
 			return
 		}
-		pt.Relay(conn, or, nil, nil)
+		pt.Relay(conn, or, pt.RelayOptions{})
 	})}
 	go srv.Serve(srvLn)
 	tb.Cleanup(func() { srv.Close() })
@@ -79,7 +79,7 @@ func ourTunnel(tb testing.TB, b64 bool) string {
 			c.Close()
 			return
 		}
-		pt.Relay(c, conn, nil, nil)
+		pt.Relay(c, conn, pt.RelayOptions{})
 	})
 }
 

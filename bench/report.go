@@ -14,25 +14,22 @@ type result struct {
 	v                    variant
 	up, down             []float64 // MB/s per round
 	p50, p99             []float64 // µs per round
-	cpuSec               float64   // relay CPU seconds over all bulk transfers
-	cpuBytes             int64     // bytes of those transfers
+	cpuC, cpuS           []float64 // client and server relay CPU seconds per GiB, per round
 	rssClient, rssServer []float64 // bytes per idle tunnel, per repetition
 	rssTunnels           int
 	conc                 *loadResult
 	notes                []string
 }
 
-func (r *result) cpuPerGiB() float64 {
-	if r.cpuBytes == 0 {
-		return 0
-	}
-	return r.cpuSec / (float64(r.cpuBytes) / (1 << 30))
-}
+// cpu is both relays' CPU seconds per GiB, per round.
+func (r *result) cpu() []float64 { return sum(r.cpuC, r.cpuS) }
 
-func (r *result) rssTotal() []float64 {
-	t := make([]float64, len(r.rssClient))
+func (r *result) rssTotal() []float64 { return sum(r.rssClient, r.rssServer) }
+
+func sum(a, b []float64) []float64 {
+	t := make([]float64, len(a))
 	for i := range t {
-		t[i] = r.rssClient[i] + r.rssServer[i]
+		t[i] = a[i] + b[i]
 	}
 	return t
 }
@@ -49,7 +46,11 @@ type report struct {
 	skipped    []string
 	nofile     uint64
 	checks     []check
-	info       string
+	// The machine during the throughput rounds: /proc/stat before and after, load averages,
+	// and each round's share of steal and idle time.
+	stat0, stat1 cpuStat
+	load0, load1 string
+	steal, idle  []float64
 }
 
 func (rep *report) find(family string, b64 bool) *result {
@@ -97,7 +98,19 @@ func pairedRatio(a, b []float64) (float64, bool) {
 
 // evaluate fills rep.checks and returns how many targets were missed or not measured.
 func (rep *report) evaluate() int {
-	ours, raw, gor, ours64 := rep.find("ours", false), rep.find("raw", false), rep.find("gorilla", false), rep.find("ours", true)
+	ours, raw, gor := rep.find("ours", false), rep.find("raw", false), rep.find("gorilla", false)
+	ours64, gor64 := rep.find("ours", true), rep.find("gorilla", true)
+	cpu := func(name, goal string, other *result, want float64) {
+		c := check{name: name, goal: goal}
+		if ours != nil && other != nil {
+			q, ok := pairedRatio(ours.cpu(), other.cpu())
+			c.measured, c.pass = ok, ok && q <= want
+			c.got = fmt.Sprintf("%.2f× (%.2f s vs %.2f s per GiB)", q, stat(ours.cpu()).med, stat(other.cpu()).med)
+		}
+		rep.checks = append(rep.checks, c)
+	}
+	cpu("relays' CPU per GiB vs raw TCP chain", "≤ 2.0×", raw, 2.0)
+	cpu("relays' CPU per GiB vs gorilla/websocket", "≤ 0.7×", gor, 0.7)
 	ratio := func(name, goal string, a, b *result, want float64) {
 		c := check{name: name, goal: goal}
 		if a != nil && b != nil {
@@ -109,18 +122,10 @@ func (rep *report) evaluate() int {
 		}
 		rep.checks = append(rep.checks, c)
 	}
-	ratio("binary throughput vs raw TCP chain", "≥ 0.75× each way (aim 0.85×)", ours, raw, 0.75)
-	ratio("binary throughput vs gorilla/websocket", "≥ 1.6× each way", ours, gor, 1.6)
+	ratio("binary throughput vs raw TCP chain", "≥ 0.85× each way", ours, raw, 0.85)
+	ratio("base64 throughput vs gorilla base64", "≥ 1.3× each way", ours64, gor64, 1.3)
 
-	c := check{name: "base64 throughput", goal: "≥ 500 MB/s each way"}
-	if ours64 != nil && len(ours64.up) > 0 {
-		u, d := stat(ours64.up).med, stat(ours64.down).med
-		c.measured, c.pass = true, u >= 500 && d >= 500
-		c.got = fmt.Sprintf("upload %.0f MB/s, download %.0f MB/s", u, d)
-	}
-	rep.checks = append(rep.checks, c)
-
-	c = check{name: "memory per idle tunnel", goal: "≤ 40 KiB client + server"}
+	c := check{name: "memory per idle tunnel", goal: "≤ 40 KiB client + server"}
 	if ours != nil && len(ours.rssClient) > 0 {
 		t := stat(ours.rssTotal()).med
 		c.measured, c.pass = true, t <= 40<<10
@@ -139,19 +144,14 @@ func (rep *report) evaluate() int {
 	}
 	rep.checks = append(rep.checks, c)
 
-	c = check{name: "round-trip latency p50 vs raw TCP chain", goal: "≤ 1.3×"}
+	c = check{name: "round-trip latency p50 vs raw TCP chain", goal: "≤ 1.1×"}
 	if ours != nil && raw != nil {
 		q, ok := pairedRatio(ours.p50, raw.p50)
-		c.measured, c.pass = ok, ok && q <= 1.3
+		c.measured, c.pass = ok, ok && q <= 1.1
 		c.got = fmt.Sprintf("%.2f× (%.0f µs vs %.0f µs)", q, stat(ours.p50).med, stat(raw.p50).med)
 	}
 	rep.checks = append(rep.checks, c)
 
-	if ours != nil && raw != nil && gor != nil && ours.cpuBytes > 0 {
-		// Not a target: the relays' own cost, free of the load generator's and target's share.
-		rep.info = fmt.Sprintf("Relays' CPU per GiB (client + server processes): ours %.2f s, gorilla %.2f s (ours uses %.2f× gorilla's), raw %.2f s.",
-			ours.cpuPerGiB(), gor.cpuPerGiB(), ours.cpuPerGiB()/gor.cpuPerGiB(), raw.cpuPerGiB())
-	}
 	missed := 0
 	for _, c := range rep.checks {
 		if !c.pass {
@@ -173,9 +173,9 @@ func (c check) verdict() string {
 
 func (rep *report) summary() string {
 	var b strings.Builder
-	fmt.Fprintln(&b, "\nchain            upload MB/s          download MB/s        CPU s/GiB  rtt p50 µs  p99 µs  KiB/idle tunnel (c+s)")
+	fmt.Fprintln(&b, "\nchain            upload MB/s          download MB/s        relays' CPU s/GiB   rtt p50 µs  p99 µs  KiB/idle tunnel (c+s)")
 	for _, r := range rep.results {
-		fmt.Fprintf(&b, "%-16s %-20s %-20s %9.2f", r.v, stat(r.up).format(1, 0), stat(r.down).format(1, 0), r.cpuPerGiB())
+		fmt.Fprintf(&b, "%-16s %-20s %-20s %-19s", r.v, stat(r.up).format(1, 0), stat(r.down).format(1, 0), stat(r.cpu()).format(1, 2))
 		if len(r.p50) > 0 {
 			fmt.Fprintf(&b, "  %10.0f  %6.0f", stat(r.p50).med, stat(r.p99).med)
 		}
@@ -187,7 +187,7 @@ func (rep *report) summary() string {
 	for _, s := range rep.skipped {
 		fmt.Fprintln(&b, "SKIPPED", s)
 	}
-	fmt.Fprintln(&b, rep.info)
+	fmt.Fprintln(&b, rep.machine())
 	for _, c := range rep.checks {
 		fmt.Fprintf(&b, "%-12s %-40s %-32s %s\n", c.verdict(), c.name, c.goal, c.got)
 	}
@@ -209,27 +209,43 @@ func (rep *report) writeReport(path, svgPath string) error {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	p("# Performance\n\n")
-	p("Measured by the harness in `bench/` (`make bench`) on %s, in %s, on a machine with %d cores (%s/%s, %s, kernel %s); load average at the start: %s.\n\n",
-		rep.start.UTC().Format("2006-01-02 15:04 MST"), rep.end.Sub(rep.start).Round(time.Second), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), kernel(), loadavg())
+	p("Measured by the harness in `bench/` (`make bench`) on %s, in %s, on a machine with %d cores (%s/%s, %s, kernel %s). %s\n\n",
+		rep.start.UTC().Format("2006-01-02 15:04 MST"), rep.end.Sub(rep.start).Round(time.Second), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), kernel(), rep.machine())
 	p("The same two-hop tunnel is built three ways and measured interleaved, round by round (%d rounds, the order rotating each round), on loopback:\n\n", c.rounds)
-	p("- **raw**: load generator → TCP relay → TCP relay → target; each relay is `io.Copy` both ways (splice(2) between the sockets).\n")
+	p("- **raw**: load generator → TCP relay → TCP relay → target; each relay is `io.Copy` both ways (splice(2) between the sockets: the data never enters the relay).\n")
 	p("- **gorilla**: load generator → TCP↔WebSocket client relay → WebSocket↔TCP server relay → target, written with github.com/gorilla/websocket (`WriteMessage` per TCP read of up to 32 KiB, `NextReader` per message, reused buffers; write buffer 32 KiB from a pool, read buffer gorilla's default). For base64, each message is base64 text (subprotocol `base64`).\n")
 	p("- **ours**: load generator → `websocket-client` (standalone, SOCKS5) → `websocket-server` (standalone, `-orport` to the target) → target; base64 with `-protocol base64` and `-base64=true`.\n\n")
 	if c.label != "" {
 		p("Our programs: %s, from `%s`.\n\n", c.label, c.bin)
 	}
-	p("Every relay is its own process (the raw and gorilla relays are subcommands of the harness binary), so CPU and memory are read from `/proc/PID/stat` and `/proc/PID/status` the same way for all three.\n\n")
+	p("Every relay is its own process (the raw and gorilla relays are subcommands of the harness binary), so CPU and memory are read from `/proc` the same way for all three: CPU as the run time of the process's threads (`/proc/PID/task/*/schedstat`, in ns), memory as VmRSS (`/proc/PID/status`).\n\n")
 
-	p("## Targets\n\n| target | goal | measured | result |\n|---|---|---|---|\n")
+	p("## Cost per byte\n\nWhat a bridge operator pays for is CPU per byte; throughput on this machine is far above what one tor process pushes. Relays' CPU: the client and the server relay processes' CPU time during one upload and one download of %d MiB per round, per GiB of payload; median (min–max) of %d rounds. Ratios are paired: the median over rounds of (chain ÷ other) within the same round; a base64 chain is compared with gorilla's base64 chain.\n\n", c.size>>20, c.rounds)
+	p("| chain | relays' CPU s/GiB | client | server | CPU vs raw | CPU vs gorilla | upload vs raw | download vs raw |\n|---|---|---|---|---|---|---|---|\n")
+	raw := rep.find("raw", false)
+	for _, r := range rep.results {
+		gor := rep.find("gorilla", r.v.base64)
+		p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.v, stat(r.cpu()).format(1, 2), stat(r.cpuC).format(1, 2), stat(r.cpuS).format(1, 2),
+			pairedText(r, raw, (*result).cpu), pairedText(r, gor, (*result).cpu), pairedText(r, raw, func(r *result) []float64 { return r.up }),
+			pairedText(r, raw, func(r *result) []float64 { return r.down }))
+	}
+
+	p("\n## Targets\n\n| target | goal | measured | result |\n|---|---|---|---|\n")
 	for _, c := range rep.checks {
 		p("| %s | %s | %s | **%s** |\n", c.name, c.goal, c.got, c.verdict())
 	}
-	p("\nRatios are paired: the median over rounds of (ours ÷ other) within the same round. %s\n\n", rep.info)
+	p("\n## Why other harnesses can give other figures\n\n")
+	p("All chains share the machine's cores with the load generator and the target, so a chain's throughput is what the machine leaves it, and its ratio to another chain moves with the machine. Where cores are to spare, every chain runs about as fast as the load generator and the ratios approach 1; where they are scarce, the ratios approach the inverse of the chains' CPU per byte. What moves them:\n\n")
+	p("- **Size of the pushes.** The load generator writes %d KiB at a time (`-chunk`); bigger writes mean fewer system calls and wake-ups per byte in every relay, which a raw chain that splices feels most.\n", c.chunk>>10)
+	p("- **One direction or both.** Each round here runs an upload, then a download, never both at once; a test that runs only uploads measures only the masking direction of our client (the costlier one) and our server's unmasking.\n")
+	p("- **Size of the chunks relayed.** Our relays read at most 32 KiB at a time and send one frame per read; gorilla's relays likewise; the raw relays move whatever the socket holds.\n")
+	p("- **Steal time.** On a virtual machine the hypervisor takes time from whatever runs at that moment, so the spread of every figure grows with steal, and the ratios move: with 50%% steal, an earlier run of this report read our chain at 1.09× the raw chain's throughput; here steal was %s.\n\n", stealText(rep))
+	p("CPU per GiB is the figure that travels best from machine to machine: it counts what the relays do per byte, not what the machine leaves them. Cache contention and frequency still move it, hence its spread.\n\n")
 
-	p("## Throughput\n\n%d MiB each way per round through a new tunnel; payload MB/s (10⁶ bytes/s), median (min–max) of %d rounds. CPU is utime+stime of the client and server relay processes together over all the transfers, per GiB of payload.\n\n", c.size>>20, c.rounds)
+	p("## Throughput\n\n%d MiB each way per round through a new tunnel; payload MB/s (10⁶ bytes/s), median (min–max) of %d rounds.\n\n", c.size>>20, c.rounds)
 	p("| chain | upload MB/s | download MB/s | relays' CPU s/GiB |\n|---|---|---|---|\n")
 	for _, r := range rep.results {
-		p("| %s | %s | %s | %.2f |\n", r.v, stat(r.up).format(1, 0), stat(r.down).format(1, 0), r.cpuPerGiB())
+		p("| %s | %s | %s | %s |\n", r.v, stat(r.up).format(1, 0), stat(r.down).format(1, 0), stat(r.cpu()).format(1, 2))
 	}
 	p("\n## Latency\n\n%d round trips of 64 bytes per round through one tunnel of each chain to an echo target (after 50 not counted), taken in slices of 100 chain after chain so that a slow spell of the machine falls on every chain alike; µs, median (min–max) over rounds of each round's percentile.\n\n", c.pings)
 	p("| chain | p50 µs | p99 µs |\n|---|---|---|\n")
@@ -269,6 +285,34 @@ func (rep *report) writeReport(path, svgPath string) error {
 		return err
 	}
 	return os.WriteFile(svgPath, []byte(rep.svg()), 0o644)
+}
+
+// pairedText is the paired ratio of f(r) to f(other), or "–" without other.
+func pairedText(r, other *result, f func(*result) []float64) string {
+	if other == nil {
+		return "–"
+	}
+	q, ok := pairedRatio(f(r), f(other))
+	if !ok {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", q)
+}
+
+// machine describes the machine during the throughput rounds.
+func (rep *report) machine() string {
+	idle := 0.0
+	if len(rep.idle) > 0 {
+		_, idle = shares(rep.stat0, rep.stat1)
+	}
+	return fmt.Sprintf("Load average at the start of the throughput rounds %s, at their end %s; during them the machine was %.0f%% idle, and steal time (CPU time the hypervisor gave to other guests) was %s.",
+		rep.load0, rep.load1, 100*idle, stealText(rep))
+}
+
+// stealText is the steal time over all rounds and per round.
+func stealText(rep *report) string {
+	steal, _ := shares(rep.stat0, rep.stat1)
+	return fmt.Sprintf("%.1f%% of the machine's time (per round: %s%%)", 100*steal, stat(rep.steal).format(0.01, 1))
 }
 
 func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

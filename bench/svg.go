@@ -32,10 +32,15 @@ const (
 
 func (rep *report) svg() string {
 	var panels []panel
+	cpu := panel{title: "Relays' CPU per GiB (median; whisker min–max)", unit: "s", legend: []string{"client", "server"}}
 	tp := panel{title: "Bulk throughput (median of rounds, whisker min–max)", unit: "MB/s", legend: []string{"upload", "download"}}
 	lat := panel{title: "Round-trip latency of 64 bytes, p50 (whisker: p99)", unit: "µs", legend: []string{"p50"}}
 	mem := panel{title: "Memory per idle tunnel (RSS)", unit: "KiB", legend: []string{"client", "server"}}
 	for _, r := range rep.results {
+		if len(r.cpuC) > 0 {
+			c, s, t := stat(r.cpuC).med, stat(r.cpuS).med, stat(r.cpu())
+			cpu.bars = append(cpu.bars, bar{r.v.String(), []float64{c, s}, t.lo, t.hi, fmt.Sprintf("%.2f + %.2f s", c, s)})
+		}
 		u, d := stat(r.up), stat(r.down)
 		tp.bars = append(tp.bars, bar{r.v.String() + " ↑", []float64{u.med, 0}, u.lo, u.hi, ""},
 			bar{r.v.String() + " ↓", []float64{0, d.med}, d.lo, d.hi, ""})
@@ -48,7 +53,7 @@ func (rep *report) svg() string {
 			mem.bars = append(mem.bars, bar{r.v.String(), []float64{c, s}, 0, 0, fmt.Sprintf("%.1f + %.1f = %.1f KiB", c, s, c+s)})
 		}
 	}
-	panels = append(panels, tp, lat, mem)
+	panels = append(panels, cpu, tp, lat, mem)
 
 	var b strings.Builder
 	y := 10

@@ -109,11 +109,13 @@ func closeAfter(err error, conns ...net.Conn) {
 }
 
 // pump copies src to dst until an error (io.EOF at the end of src), writing every byte read
-// before acting on a read error, and adds what each write writes to count. It reads into a small
+// before acting on a read error, and counts each read before its write (taken back if the write
+// fails): whoever has received the bytes finds them counted. It reads into a small
 // pooled buffer; a read that fills at least half of it means data is flowing (a base64
 // WebSocket fills only three quarters), so it borrows a large one, and gives it back after a
 // read that fills less than half: the next read may block, and an idle direction must not hold
-// 32 KiB.
+// 32 KiB. While data flows into a dst that is an io.ReaderFrom (a *ws.Conn), dst reads src into
+// its own buffer instead, one Read per call, so that pump copies nothing.
 func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 	small, large := smallBufs.Get().(*[]byte), (*[]byte)(nil)
 	defer func() {
@@ -122,33 +124,64 @@ func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 			largeBufs.Put(large)
 		}
 	}()
+	rf, _ := dst.(io.ReaderFrom)
+	if _, ok := dst.(*net.TCPConn); ok {
+		rf = nil // its ReadFrom splices, or copies through a buffer of its own per call
+	}
 	var total int64
+	one, size := &oneRead{}, smallBufSize // size: of the next read's buffer
 	for {
-		buf := *small
-		if large != nil {
-			buf = *large
-		}
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			count.Add(int64(n)) // before the write: whoever has received the bytes finds them counted
-			w, werr := dst.Write(buf[:n])
-			total += int64(w)
-			if werr != nil || w < n {
-				count.Add(int64(w - n))
-				return total, cmp.Or(werr, io.ErrShortWrite)
+		*one = oneRead{src: src, count: count}
+		var w int64
+		var werr error
+		if size == largeBufSize && rf != nil {
+			w, werr = rf.ReadFrom(one)
+		} else {
+			buf := *small
+			if size == largeBufSize {
+				if large == nil {
+					large = largeBufs.Get().(*[]byte)
+				}
+				buf = *large
+			}
+			if n, _ := one.Read(buf); n > 0 {
+				m, err := dst.Write(buf[:n])
+				w, werr = int64(m), err
 			}
 		}
-		if rerr != nil {
-			return total, rerr
+		if total += w; w < int64(one.n) {
+			count.Add(w - int64(one.n))
+			return total, cmp.Or(werr, io.ErrShortWrite)
 		}
-		switch {
-		case large == nil && n >= len(buf)/2:
-			large = largeBufs.Get().(*[]byte)
-		case large != nil && n < len(buf)/2:
+		if one.err != nil {
+			return total, one.err
+		}
+		if one.n >= size/2 {
+			size = largeBufSize
+		} else if size = smallBufSize; large != nil {
 			largeBufs.Put(large)
 			large = nil
 		}
 	}
+}
+
+// oneRead is a single Read of src, counted, then io.EOF: the source of one ReadFrom.
+type oneRead struct {
+	src   io.Reader
+	count *atomic.Int64
+	n     int
+	err   error
+	done  bool
+}
+
+func (o *oneRead) Read(p []byte) (int, error) {
+	if o.done {
+		return 0, io.EOF
+	}
+	o.done = true
+	o.n, o.err = o.src.Read(p)
+	o.count.Add(int64(o.n))
+	return o.n, o.err
 }
 
 // Stats are a program's traffic figures for its summaries, seen from its WebSocket side.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	mrand "math/rand"
 	"net"
@@ -319,6 +320,81 @@ func TestPumpBuffers(t *testing.T) {
 		if src.sizes[i] != want[i] {
 			t.Fatalf("read sizes %v, want %v", src.sizes, want)
 		}
+	}
+}
+
+// frameConn is a destination with ReadFrom, as a *ws.Conn has: ReadFrom reads its source
+// into a buffer of its own, one write per Read, until EOF. Each write (by Write or ReadFrom)
+// records how, its size and the count it finds; writes after the first ok ones fail.
+type frameConn struct {
+	discardConn
+	count  *atomic.Int64
+	ok     int
+	buf    [largeBufSize]byte
+	writes []string
+}
+
+var errFrame = errors.New("frame write failed")
+
+func (c *frameConn) write(how string, n int) (int, error) {
+	if c.ok == 0 {
+		return 0, errFrame
+	}
+	c.ok--
+	c.writes = append(c.writes, fmt.Sprintf("%s %d count %d", how, n, c.count.Load()))
+	return n, nil
+}
+
+func (c *frameConn) Write(p []byte) (int, error) { return c.write("Write", len(p)) }
+
+func (c *frameConn) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		n, rerr := r.Read(c.buf[:])
+		if n > 0 {
+			if _, err := c.write("ReadFrom", n); err != nil {
+				return total, err
+			}
+			total += int64(n)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		} else if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// TestPumpReadFrom: while data flows into a destination with ReadFrom, pump lets it read the
+// source into its own buffer, one Read per call; small reads still go through pump's small
+// buffer and Write. Every byte is counted before its write, and a failed write's bytes are
+// taken back.
+func TestPumpReadFrom(t *testing.T) {
+	chunks := []int{10, smallBufSize, largeBufSize, largeBufSize, 100, 5, smallBufSize, 7}
+	src := &scriptConn{chunks: chunks}
+	var count atomic.Int64
+	dst := &frameConn{count: &count, ok: -1}
+	n, err := pump(dst, src, &count)
+	if err != io.EOF || n != int64(10+2*smallBufSize+2*largeBufSize+100+5+7) || count.Load() != n {
+		t.Errorf("pump = %d, %v; count %d", n, err, count.Load())
+	}
+	want := []string{"Write 10 count 10", "Write 2048 count 2058", "ReadFrom 32768 count 34826",
+		"ReadFrom 32768 count 67594", "ReadFrom 100 count 67694", "Write 5 count 67699",
+		"Write 2048 count 69747", "ReadFrom 7 count 69754"}
+	if fmt.Sprint(dst.writes) != fmt.Sprint(want) {
+		t.Errorf("writes\n%q, want\n%q", dst.writes, want)
+	}
+	sizes := []int{smallBufSize, smallBufSize, largeBufSize, largeBufSize, largeBufSize, smallBufSize, smallBufSize, largeBufSize, smallBufSize}
+	if fmt.Sprint(src.sizes) != fmt.Sprint(sizes) {
+		t.Errorf("read sizes %v, want %v", src.sizes, sizes)
+	}
+
+	// The third write, the first by ReadFrom, fails: its bytes are not counted.
+	src = &scriptConn{chunks: chunks}
+	count.Store(0)
+	dst = &frameConn{count: &count, ok: 2}
+	if n, err := pump(dst, src, &count); n != 10+smallBufSize || err != errFrame || count.Load() != n {
+		t.Errorf("pump with a failing ReadFrom = %d, %v; count %d", n, err, count.Load())
 	}
 }
 

@@ -24,7 +24,7 @@ var errBase64 = errors.New("invalid base64 in text message")
 
 // strict rejects padding anywhere but at the end, and unused bits that are
 // not zero. Like every encoding/base64 decoder it skips '\r' and '\n',
-// which decode refuses first.
+// which decodeStrict refuses first.
 var strict = base64.StdEncoding.Strict()
 
 // The codec below takes 12 bits at a time through a table: two characters
@@ -73,8 +73,9 @@ func encode(dst, src []byte) {
 	base64.StdEncoding.Encode(dst[di:], src[si:])
 }
 
-// decodeStrict is strict.Decode: 8 characters to 6 bytes a step, while
-// they are all data characters.
+// decodeStrict is strict.Decode, but it refuses '\r' and '\n' (which
+// encoding/base64 skips): 8 characters to 6 bytes a step, while they are all
+// data characters.
 func decodeStrict(dst, src []byte) (int, error) {
 	t, si, di := decPairs(), 0, 0
 	for ; len(src)-si >= 8 && len(dst)-di >= 8; si, di = si+8, di+6 {
@@ -85,6 +86,9 @@ func decodeStrict(dst, src []byte) (int, error) {
 		}
 		binary.BigEndian.PutUint64(dst[di:], uint64(a)<<52|uint64(b)<<40|uint64(c)<<28|uint64(d)<<16)
 	}
+	if bytes.ContainsAny(src[si:], "\r\n") {
+		return di, errBase64
+	}
 	n, err := strict.Decode(dst[di:], src[si:])
 	return di + n, err
 }
@@ -94,18 +98,22 @@ func decodeStrict(dst, src []byte) (int, error) {
 // 32 KiB read.
 var textBufs = sync.Pool{New: func() any { return new([maxFrameSend]byte) }}
 
-// decode decodes the whole groups of text into out, which has room for
-// them, and keeps the 0-3 trailing characters in carry. The caller has put
-// the previous carry at the front of text.
+// decode decodes the whole groups of text into out, which has room for them
+// or for all but the last (decoded into d.out then, and flushed into out as
+// far as it fits), and keeps the 0-3 trailing characters in carry. The
+// caller has put the previous carry at the front of text and d.out is empty.
 func (d *decoder) decode(text, out []byte) (int, error) {
 	whole := len(text) &^ 3
-	switch {
-	case d.padded && len(text) > 0: // data after the padding
-		return 0, errBase64
-	case bytes.IndexByte(text, '\r') >= 0 || bytes.IndexByte(text, '\n') >= 0:
+	fit := min(whole, len(out)/3*4)
+	if d.padded && len(text) > 0 || 0 < fit && fit < whole && text[fit-1] == '=' { // data after the padding
 		return 0, errBase64
 	}
-	n, err := decodeStrict(out, text[:whole])
+	n, err := decodeStrict(out, text[:fit])
+	if err == nil && fit < whole {
+		d.on, err = decodeStrict(d.out[:], text[fit:whole])
+		d.oi = 0
+		n += d.flush(out[n:])
+	}
 	if err != nil {
 		return 0, errBase64
 	}

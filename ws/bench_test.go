@@ -54,6 +54,12 @@ func TestAllocsAndWrites(t *testing.T) {
 		if w.n != 21*frames { // AllocsPerRun runs once more to warm up
 			t.Errorf("%s: %d writes for %d messages of %d frames", r.name, w.n, 21, frames)
 		}
+		w.n = 0
+		src := bytes.NewReader(msg) // ReadFrom: one frame per Read, each Read a frame's data
+		fAllocs := testing.AllocsPerRun(20, func() { src.Reset(msg); c.ReadFrom(src) })
+		if w.n != 21*frames {
+			t.Errorf("%s: ReadFrom: %d writes for %d sources of %d frames' data", r.name, w.n, 21, frames)
+		}
 		var wire bytes.Buffer
 		newConn(&fakeConn{w: &wire}, !r.client, r.b64, 0, nil).Write(msg)
 		rc := newConn(&fakeConn{r: &loopReader{b: wire.Bytes()}}, r.client, r.b64, 0, nil)
@@ -63,8 +69,8 @@ func TestAllocsAndWrites(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
-		if !raceEnabled && (wAllocs != 0 || rAllocs != 0) {
-			t.Errorf("%s: %.1f allocations per Write, %.1f per message read", r.name, wAllocs, rAllocs)
+		if !raceEnabled && (wAllocs != 0 || rAllocs != 0 || fAllocs != 0) {
+			t.Errorf("%s: %.1f allocations per Write, %.1f per message read, %.1f per ReadFrom", r.name, wAllocs, rAllocs, fAllocs)
 		}
 	}
 }
@@ -87,6 +93,48 @@ func BenchmarkWrite(b *testing.B) {
 				if _, err := c.Write(msg); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// chunkReader yields n Reads of msg, then io.EOF: a relay's source.
+type chunkReader struct {
+	msg []byte
+	n   int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, io.EOF
+	}
+	r.n--
+	return copy(p, r.msg), nil
+}
+
+// BenchmarkForward is what a relay does with one Read of its source: read it into its own
+// buffer and Write it, or let ReadFrom read it into the frame buffer.
+func BenchmarkForward(b *testing.B) {
+	msg := randomMsg()
+	for _, r := range benchRoles {
+		c := newConn(&fakeConn{w: io.Discard}, r.client, r.b64, 0, nil)
+		b.Run(r.name+"/Write", func(b *testing.B) {
+			buf := make([]byte, 32<<10)
+			b.SetBytes(benchMsg)
+			b.ReportAllocs()
+			src := &chunkReader{msg: msg, n: b.N}
+			for i := 0; i < b.N; i++ {
+				n, _ := src.Read(buf)
+				if _, err := c.Write(buf[:n]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(r.name+"/ReadFrom", func(b *testing.B) {
+			b.SetBytes(benchMsg)
+			b.ReportAllocs()
+			if _, err := c.ReadFrom(&chunkReader{msg: msg, n: b.N}); err != nil {
+				b.Fatal(err)
 			}
 		})
 	}

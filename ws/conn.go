@@ -66,7 +66,7 @@ type Conn struct {
 
 	// Reader state, guarded by rmu (held by Read, or by Close when idle).
 	rmu     sync.Mutex
-	br      *bufio.Reader // the bytes read with the handshake, then conn; 256 bytes of read-ahead
+	br      *bufio.Reader // the bytes read with the handshake, then conn (see newConn)
 	remain  int64         // payload bytes left in the current data frame
 	fin     bool          // the current data frame ends its message
 	rkey    [4]byte
@@ -91,13 +91,22 @@ type Conn struct {
 	closeOnce  sync.Once
 }
 
+// newConn reads ahead through a buffer of a data frame's usual header (16-bit
+// length; masked when we are the server) and 192 payload bytes, so that the
+// rest of a full frame lands 64-byte aligned in the caller's buffer, which
+// the kernel's copy needs to run at full speed (see frameBuf). A control
+// frame, at most 139 bytes, fits.
 func newConn(conn net.Conn, client, b64 bool, maxMsg int, pre []byte) *Conn {
 	if maxMsg <= 0 {
 		maxMsg = DefaultMaxMessage
 	}
+	ahead := 192 + 4
+	if !client {
+		ahead += 4
+	}
 	return &Conn{conn: conn, client: client, b64: b64, maxMsg: int64(maxMsg),
-		wait: defaultCloseTimeout, readEnd: make(chan struct{}),
-		wlock: make(chan struct{}, 1), br: bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pre), conn), 256)}
+		wait: defaultCloseTimeout, readEnd: make(chan struct{}), wlock: make(chan struct{}, 1),
+		br: bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pre), conn), ahead)}
 }
 
 // Subprotocol returns the negotiated subprotocol: "base64" or "".

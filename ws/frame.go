@@ -27,9 +27,13 @@ const (
 	randBatch     = 4096                  // random bytes fetched at once for masking keys
 )
 
-// frameBuf holds one whole outgoing frame, header and payload, so that it
-// leaves in one write. Taken from framePool per frame, never held while idle.
-type frameBuf [maxHeader + maxFrameSend]byte
+// frameBuf holds one whole outgoing frame, so that it leaves in one write:
+// the payload at payloadAt, 64-byte aligned as the kernel's copies need to
+// run at full speed, and the header just before it. Taken from framePool
+// per frame, never held while idle.
+type frameBuf [payloadAt + maxFrameSend]byte
+
+const payloadAt = 64
 
 var framePool = sync.Pool{New: func() any { return new(frameBuf) }}
 

@@ -96,7 +96,9 @@ func (c *Conn) readPayload(p []byte) (n int, err error) {
 }
 
 // readText reads base64 text of the current frame and decodes it into p:
-// into the pooled textBufs, as much as decodes to at most len(p) bytes.
+// into the pooled textBufs, as much as decodes to at most len(p) bytes, and
+// one group more, so that a message of len(p) bytes (a relay's frame)
+// takes one Read; what of that group does not fit waits in d.out.
 func (c *Conn) readText(p []byte) (int, error) {
 	d := &c.dec
 	if len(p) < 8 { // too small to be worth a text buffer: one group via d.out
@@ -109,7 +111,7 @@ func (c *Conn) readText(p []byte) (int, error) {
 	}
 	buf := textBufs.Get().(*[maxFrameSend]byte)
 	defer textBufs.Put(buf)
-	text := buf[:min(len(buf), len(p)/3*4)]
+	text := buf[:min(len(buf), (len(p)+2)/3*4)]
 	copy(text, d.carry[:d.nc])
 	m, err := c.readPayload(text[d.nc:])
 	n, derr := d.decode(text[:d.nc+m], p)

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"io"
 	"strings"
 )
 
@@ -29,7 +30,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 			op |= 0x80 // FIN
 		}
 		c.wlock <- struct{}{}
-		err := c.writeData(op, p[n:n+m])
+		err := c.writeData(op, p[n:n+m], nil)
 		c.unlock()
 		if err != nil {
 			return n, err
@@ -42,13 +43,13 @@ func (c *Conn) Write(p []byte) (int, error) {
 
 func (c *Conn) unlock() { <-c.wlock }
 
-// writeData sends one data frame, wlock held. Any error ends writing: a
-// frame cut short cannot be followed by another.
-func (c *Conn) writeData(op byte, payload []byte) error {
+// writeData sends one data frame (see writeFrame), wlock held. Any error
+// ends writing: a frame cut short cannot be followed by another.
+func (c *Conn) writeData(op byte, payload []byte, buf *frameBuf) error {
 	if c.werr != nil {
 		return c.werr
 	}
-	if err := c.writeFrame(op, payload); err != nil {
+	if err := c.writeFrame(op, payload, buf); err != nil {
 		c.werr = err
 		c.closeSent.Store(true) // no Close can follow
 	}
@@ -62,9 +63,9 @@ func (c *Conn) writeControl(op byte, payload []byte) error {
 		return c.werr
 	}
 	if op != opClose {
-		return c.writeData(op, payload)
+		return c.writeData(op, payload, nil)
 	}
-	err := c.writeFrame(opClose, payload)
+	err := c.writeFrame(opClose, payload, nil)
 	c.werr = errWriteClosed
 	c.closeSent.Store(true)
 	c.closeIfDone()
@@ -81,33 +82,67 @@ func closePayload(code int, reason string) []byte {
 	return append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)
 }
 
-// writeFrame sends one frame, header and payload in one write; wlock is
-// held. op may carry the FIN bit; control frames always get it. Data
-// frames' payload is base64-encoded when negotiated.
-func (c *Conn) writeFrame(op byte, payload []byte) error {
+// ReadFrom sends what r yields until r's EOF, each Read as one data message.
+// It reads r straight into a pooled frame buffer behind the header's space,
+// where binary data is masked and sent with no copy. It holds that buffer
+// while r.Read blocks, not the writer's lock.
+func (c *Conn) ReadFrom(r io.Reader) (total int64, err error) {
 	buf := framePool.Get().(*frameBuf)
 	defer framePool.Put(buf)
+	op, inPlace := byte(opBinary|0x80), buf
+	if c.b64 {
+		op, inPlace = opText|0x80, nil // encoded into a buffer of its own
+	}
+	for err == nil {
+		var n int
+		if n, err = r.Read(buf[payloadAt : payloadAt+maxBinaryData]); n > 0 {
+			c.wlock <- struct{}{}
+			werr := c.writeData(op, buf[payloadAt:payloadAt+n], inPlace)
+			c.unlock()
+			if werr != nil {
+				return total, werr
+			}
+			total += int64(n)
+		}
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return total, err
+}
+
+// writeFrame sends one frame, header and payload in one write; wlock is
+// held. op may carry the FIN bit; control frames always get it. Data
+// frames' payload is base64-encoded when negotiated. The frame is built in
+// buf, whose payload space (from payloadAt on) already holds payload unless
+// buf is nil; the header goes just before it.
+func (c *Conn) writeFrame(op byte, payload []byte, buf *frameBuf) error {
 	code, fin := op&0x0F, op&0x80 != 0 || op >= opClose
 	n := len(payload)
 	text := c.b64 && code < opClose
 	if text {
 		n = base64.StdEncoding.EncodedLen(n)
 	}
-	h := putHeader(buf[:], code, fin, n, c.client)
-	body := buf[h : h+n]
-	if text {
-		encode(body, payload)
-	} else {
-		copy(body, payload)
+	if buf == nil {
+		buf = framePool.Get().(*frameBuf)
+		defer framePool.Put(buf)
+		if text {
+			encode(buf[payloadAt:], payload)
+		} else {
+			copy(buf[payloadAt:], payload)
+		}
 	}
+	var hdr [maxHeader]byte
+	h := putHeader(hdr[:], code, fin, n, c.client)
 	if c.client {
 		key, err := newMaskKey()
 		if err != nil {
 			return err
 		}
-		copy(buf[h-4:h], key[:])
-		mask(key, 0, body)
+		copy(hdr[h-4:h], key[:])
+		mask(key, 0, buf[payloadAt:payloadAt+n])
 	}
-	_, err := c.conn.Write(buf[:h+n])
+	copy(buf[payloadAt-h:], hdr[:h])
+	_, err := c.conn.Write(buf[payloadAt-h : payloadAt+n])
 	return err
 }
