@@ -35,8 +35,7 @@ func within(t *testing.T, d time.Duration, what string, f func()) {
 }
 
 // TestPingDuringStalledWrite: a Write that the peer does not read holds the writer's lock; a
-// Ping must not stop Read, which delivers the data after it (the Pong is dropped after the
-// close timeout).
+// Ping must not stop Read, which delivers the data after it (the Pong waits for the writer).
 func TestPingDuringStalledWrite(t *testing.T) {
 	c, peer := pipeConn(t, 100*time.Millisecond)
 	writeErr := make(chan error, 1)
