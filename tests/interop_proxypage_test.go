@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -289,19 +290,25 @@ func TestInteropFlashProxyPageFlood(t *testing.T) {
 func TestInteropFlashProxyPageStates(t *testing.T) {
 	chromium := lookPath(t, "chromium")
 	shots := os.Getenv("WEBSOCKET_SCREENSHOTS")
-	var talk atomic.Bool // the client sends while set
+	var talk, speaking atomic.Bool // one client connection sends, at a rate that varies, while talk is set
 	client := newWSPeer(t, func(c *ws.Conn) {
-		go io.Copy(io.Discard, c)
-		msg := make([]byte, 32<<10)
+		done := make(chan struct{})
+		go func() { io.Copy(io.Discard, c); close(done) }()
+		speaker := false
 		for {
-			if !talk.Load() {
-				time.Sleep(50 * time.Millisecond) // a pacing loop, not synchronisation
+			select {
+			case <-done:
+				c.Close()
+				return
+			case <-time.After(20 * time.Millisecond): // the pace of the traffic
+			}
+			speaker = speaker || talk.Load() && speaking.CompareAndSwap(false, true)
+			if !speaker || !talk.Load() {
 				continue
 			}
-			if _, err := c.Write(msg); err != nil {
+			if _, err := c.Write(make([]byte, 2<<10+int(22<<10*(1+math.Sin(float64(time.Now().Unix())/8))/2))); err != nil {
 				return
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 	})
 	relay := newWSPeer(t, func(c *ws.Conn) { io.Copy(c, c); c.Close() }) // an echo
@@ -309,7 +316,7 @@ func TestInteropFlashProxyPageStates(t *testing.T) {
 	query := fmt.Sprintf("client=%s&relay=%s&ratelimit=2m&optin=1", client.addr, relay.addr)
 	session := cdp.open(t, proxyPage(t, query))
 	cdp.call(t, session, "Emulation.setDeviceMetricsOverride",
-		map[string]any{"width": 480, "height": 330, "deviceScaleFactor": 1, "mobile": false}, &struct{}{})
+		map[string]any{"width": 480, "height": 235, "deviceScaleFactor": 1, "mobile": false}, &struct{}{})
 	screenshot := func(name string) {
 		if shots == "" {
 			return
