@@ -104,8 +104,9 @@ func idle(c *ws.Conn) { io.Copy(io.Discard, c); c.Close() }
 // pageState returns the page's state (off, idle, active, error) and the badge's text.
 func pageState(t *testing.T, cdp *cdpConn, session string) (state, text string) {
 	var s struct{ State, Text string }
-	cdp.eval(t, session, `({State: document.body.getAttribute("data-state") || "",
-		Text: document.getElementById("badge").textContent})`, &s)
+	cdp.eval(t, session, `(function (b) { // b is null while the page loads
+		return {State: b && document.body.getAttribute("data-state") || "", Text: b ? b.textContent : ""};
+	})(document.getElementById("badge"))`, &s)
 	return s.State, s.Text
 }
 
@@ -316,7 +317,7 @@ func TestInteropFlashProxyPageStates(t *testing.T) {
 	query := fmt.Sprintf("client=%s&relay=%s&ratelimit=2m&optin=1", client.addr, relay.addr)
 	session := cdp.open(t, proxyPage(t, query))
 	cdp.call(t, session, "Emulation.setDeviceMetricsOverride",
-		map[string]any{"width": 480, "height": 235, "deviceScaleFactor": 1, "mobile": false}, &struct{}{})
+		map[string]any{"width": 480, "height": 250, "deviceScaleFactor": 1, "mobile": false}, &struct{}{})
 	screenshot := func(name string) {
 		if shots == "" {
 			return
