@@ -346,7 +346,12 @@ func TestInteropFlashProxyPageStates(t *testing.T) {
 	cdp.eval(t, session, `document.getElementById("switch").click(), true`, &ok)
 	text = waitState(t, cdp, session, "idle", interopTimeout)
 	client.waitFirst(t, interopTimeout, "after the switch")
-	t.Logf("switched on: %q", text)
+	var served string // a waiting pair has served no one: the old badge said "idle (1 served, 0 B)"
+	cdp.eval(t, session, `document.getElementById("served").textContent`, &served)
+	if served != "0" || strings.Contains(text, "served") {
+		t.Errorf("waiting for a client, the page says %q and served %q, want 0", text, served)
+	}
+	t.Logf("switched on: %q, served %s", text, served)
 	screenshot("proxy-idle.png")
 
 	cdp.call(t, session, "Page.reload", map[string]any{}, &struct{}{})
