@@ -224,6 +224,20 @@ func TestInteropFlashProxyPageBadRelay(t *testing.T) {
 	}
 	t.Logf("after relay=127.0.0.1:99999 the page polled again and served the next answer: %d polls, %d client and %d relay connections",
 		polls.Load(), client.total.Load(), relay.total.Load())
+
+	// The same check in client= mode, for addresses the page must refuse before connecting.
+	before := client.total.Load()
+	for _, bad := range []string{"127.0.0.1:99999", "127.0.0.1:0", "bad_name.example:80", "[::1:80",
+		"ws://user:pw@127.0.0.1:1/", "http://127.0.0.1:1/", "javascript:alert(1)"} {
+		session := cdp.open(t, proxyPage(t, "client="+client.addr+"&relay="+url.QueryEscape(bad)))
+		text := waitState(t, cdp, session, "error", interopTimeout)
+		if !strings.Contains(text, "relay: want HOST:PORT") {
+			t.Errorf("relay=%s: the page says %q, want it to say what the relay must be", bad, text)
+		}
+	}
+	if n := client.total.Load() - before; n != 0 {
+		t.Errorf("the page opened %d client connections for relays it cannot use", n)
+	}
 }
 
 // TestInteropFlashProxyPageBackoff: each pair is used (the client sends a byte) and then fails
