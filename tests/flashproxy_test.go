@@ -421,8 +421,11 @@ func TestFlashProxySetupErrors(t *testing.T) {
 		args []string
 		says string
 	}{
-		{[]string{"-max-waiting-proxies", "0"}, "-max-waiting-proxies, -proxy-wait and -socks-wait must be positive"},
-		{[]string{"-socks-wait", "-1s"}, "-max-waiting-proxies, -proxy-wait and -socks-wait must be positive"},
+		{[]string{"-max-waiting-proxies", "0"}, "-max-waiting-proxies, -max-proxies-per-address, -max-proxy-conns, -proxy-wait, -proxy-answer-wait and -socks-wait must be positive"},
+		{[]string{"-socks-wait", "-1s"}, "-socks-wait must be positive"},
+		{[]string{"-max-proxies-per-address", "0"}, "-max-proxies-per-address, -max-proxy-conns"},
+		{[]string{"-max-proxy-conns", "-1"}, "-max-proxy-conns, -proxy-wait"},
+		{[]string{"-proxy-answer-wait", "0s"}, "-proxy-answer-wait and"},
 		{[]string{"-register", "facilitator.example/register"}, "-register wants an http:// or https:// URL"},
 	} {
 		p := startProc(t, "websocket-client", nil, append([]string{"-listen", closedAddr(t),
