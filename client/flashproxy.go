@@ -146,9 +146,8 @@ func (c *limitConn) Close() error {
 	return c.Conn.Close()
 }
 
-// afterReply is tor's connection once paired: the first write, the SOCKS reply, is followed by
-// what the proxy sent before it was paired, and the next one, the bridge's first bytes, calls
-// answered.
+// afterReply is tor's connection once paired: the SOCKS reply, its first write, is followed by
+// what the proxy sent before it was paired; the next, the bridge's first bytes, calls answered.
 type afterReply struct {
 	net.Conn
 	pre      []byte // nil once written
@@ -187,13 +186,10 @@ func (f *flash) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	from, _ := ip.Prefix(min(ip.BitLen(), 64)) // IPv4: the address; IPv6: its /64
 	p := &proxy{conn: conn, from: from, done: make(chan struct{})}
 	conn.SetReadDeadline(time.Now().Add(f.proxyWait))
-	refused, mine := "", 0 // mine: proxies of its address that wait, or are paired and silent
+	refused := ""
 	f.mu.Lock()
-	for _, q := range slices.Concat(f.proxies, f.silent) {
-		if q.from == p.from {
-			mine++
-		}
-	}
+	others := func(q *proxy) bool { return q.from != p.from }
+	mine := len(slices.DeleteFunc(slices.Concat(f.proxies, f.silent), others)) // waiting, or paired and silent
 	switch {
 	case len(f.proxies) >= f.maxWaiting+len(f.requests):
 		refused = fmt.Sprintf("%d proxies are already waiting (-max-waiting-proxies)", f.maxWaiting)

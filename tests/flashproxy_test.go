@@ -695,6 +695,7 @@ func TestFlashProxySocksWaitRace(t *testing.T) {
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" +
 		"\x88\x80\x00\x00\x00\x00") // Close, masked with a zero key
 	for round := range 5 {
+		start, came := time.Now(), atomic.Int64{}
 		c, answer := socks5Send(t, socks, flashTarget, "")
 		burst := time.Now().Add(400 * time.Millisecond)
 		done := make(chan struct{})
@@ -703,6 +704,7 @@ func TestFlashProxySocksWaitRace(t *testing.T) {
 				defer func() { done <- struct{}{} }()
 				for time.Now().Before(burst) {
 					if pc, err := net.Dial("tcp", proxies); err == nil {
+						came.Add(1)
 						pc.Write(leaving)
 						defer pc.Close()
 					}
@@ -716,6 +718,7 @@ func TestFlashProxySocksWaitRace(t *testing.T) {
 		if code := socks5Reply(t, c, answer); code != 6 {
 			t.Fatalf("round %d: SOCKS reply %d, want 6", round, code)
 		}
+		t.Logf("round %d: %d leaving proxies in 400 ms; the failure reply read %v after the request", round, came.Load(), time.Since(start).Round(time.Millisecond))
 	}
 }
 
