@@ -39,9 +39,8 @@ type flash struct {
 	maxWaiting, maxPre       int
 	maxPerAddress, maxConns  int
 	proxyWait, socksWait     time.Duration
-	answerWait               time.Duration
+	answerWait, regInterval  time.Duration
 	register, regAddr        string
-	regInterval              time.Duration
 	http                     *http.Client
 	server                   *http.Server // where proxies connect, on every -flashproxy-listen
 	mu                       sync.Mutex
