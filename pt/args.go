@@ -3,6 +3,7 @@ package pt
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,16 +65,13 @@ func keyValue(s string) (key, value, rest string, err error) {
 // digits, '-' or '_'); anything else, such as a host name or a URL put where a keyword belongs,
 // is shown only by its length, so that a misplaced bridge address never reaches a log.
 func SafeName(s string) string {
-	ok := len(s) > 0 && len(s) <= 32
-	for i := 0; ok && i < len(s); i++ {
-		c := s[i]
-		ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
-	}
-	if ok {
+	if isKeyword.MatchString(s) {
 		return strconv.Quote(s)
 	}
 	return fmt.Sprintf("(%d bytes, not shown)", len(s))
 }
+
+var isKeyword = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`) // what SafeName quotes
 
 // ParseClientArgs parses per-bridge arguments as tor passes them through SOCKS (pt-spec 3.5):
 // "k=v;k2=v2", where a backslash escapes the next byte (tor escapes '\', '=' and ';').
