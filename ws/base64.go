@@ -23,8 +23,7 @@ type decoder struct {
 var errBase64 = errors.New("invalid base64 in text message")
 
 // strict rejects padding anywhere but at the end, and unused bits that are
-// not zero. Like every encoding/base64 decoder it skips '\r' and '\n',
-// which decodeStrict refuses first.
+// not zero; decodeStrict refuses the '\r' and '\n' that strict skips.
 var strict = base64.StdEncoding.Strict()
 
 // The codec below takes 12 bits at a time through a table: two characters
