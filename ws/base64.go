@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"sync"
 )
 
@@ -45,10 +46,7 @@ var (
 	decPairs = sync.OnceValue(func() *[1 << 16]uint16 { // two characters → their 12 bits, or 0xFFFF
 		var val [256]uint16
 		for i := range val {
-			val[i] = 0xFFFF
-		}
-		for i := 0; i < 64; i++ {
-			val[b64Alphabet[i]] = uint16(i)
+			val[i] = uint16(strings.IndexByte(b64Alphabet, byte(i))) // 0xFFFF (-1) when not in it
 		}
 		t := new([1 << 16]uint16)
 		for i := range t {
