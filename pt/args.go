@@ -3,7 +3,6 @@ package pt
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,8 +69,6 @@ func SafeName(s string) string {
 	}
 	return fmt.Sprintf("(%d bytes, not shown)", len(s))
 }
-
-var isKeyword = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`) // what SafeName quotes
 
 // ParseClientArgs parses per-bridge arguments as tor passes them through SOCKS (pt-spec 3.5):
 // "k=v;k2=v2", where a backslash escapes the next byte (tor escapes '\', '=' and ';').

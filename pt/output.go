@@ -159,8 +159,9 @@ func methodAddr(name string, addr net.Addr) (string, error) {
 }
 
 var (
-	isName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) // a transport name (pt-spec 3.1)
-	isWord = regexp.MustCompile(`^[!-~]+$`)                 // printable ASCII, no space
+	isName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) // a transport name (pt-spec 3.1)
+	isWord    = regexp.MustCompile(`^[!-~]+$`)                 // printable ASCII, no space
+	isKeyword = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)    // what SafeName quotes
 )
 
 // cQuote returns s as a C-style quoted string that tor's unescape_string reads back.
