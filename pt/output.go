@@ -128,9 +128,8 @@ func (o *Output) Status(transport string, kv ...string) {
 	o.line(parts...)
 }
 
-// StatusVersion prints "STATUS TYPE=version IMPLEMENTATION=impl VERSION=version", which newer
-// tors publish in the bridge's extra-info descriptor. Values are quoted when tor's kvline
-// format requires it.
+// StatusVersion prints "STATUS TYPE=version IMPLEMENTATION=impl VERSION=version" (values quoted as
+// in Status), which newer tors publish in the bridge's extra-info descriptor.
 func (o *Output) StatusVersion(impl, version string) {
 	o.line("STATUS", "TYPE=version", "IMPLEMENTATION="+kvValue(impl), "VERSION="+kvValue(version))
 }
