@@ -187,21 +187,15 @@ func ServerSetup(out *Output, getenv func(string) string, supported []string) (*
 		}
 		info.Bindaddrs = append(info.Bindaddrs, b)
 	}
-	orAddr := func(name string) (*net.TCPAddr, error) { // nil, nil when unset or empty
-		a := tcpAddr(getenv(name), false)
-		if a == nil && getenv(name) != "" {
-			return nil, out.EnvError(fmt.Sprintf("%s: %q is not ip:port", name, getenv(name)))
-		}
-		return a, nil
-	}
-	if info.OrAddr, err = orAddr("TOR_PT_ORPORT"); err != nil {
-		return nil, err
-	}
-	if info.ExtendedOrAddr, err = orAddr("TOR_PT_EXTENDED_SERVER_PORT"); err != nil {
-		return nil, err
-	}
+	orPort, extPort := getenv("TOR_PT_ORPORT"), getenv("TOR_PT_EXTENDED_SERVER_PORT")
+	info.OrAddr = tcpAddr(orPort, false)
+	info.ExtendedOrAddr = tcpAddr(extPort, false)
 	info.AuthCookieFile = getenv("TOR_PT_AUTH_COOKIE_FILE")
 	switch {
+	case info.OrAddr == nil && orPort != "":
+		return nil, out.EnvError(fmt.Sprintf("TOR_PT_ORPORT: %q is not ip:port", orPort))
+	case info.ExtendedOrAddr == nil && extPort != "":
+		return nil, out.EnvError(fmt.Sprintf("TOR_PT_EXTENDED_SERVER_PORT: %q is not ip:port", extPort))
 	case info.ExtendedOrAddr != nil && info.AuthCookieFile == "":
 		return nil, out.EnvError("no TOR_PT_AUTH_COOKIE_FILE when TOR_PT_EXTENDED_SERVER_PORT is set")
 	case info.OrAddr == nil && info.ExtendedOrAddr == nil:
