@@ -45,6 +45,7 @@ demo: build
 test:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	GOOS=windows $(GO) vet ./...   # the files built for Windows alone, too
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run Allocs ./ws   # allocation counts: without the race detector
 
