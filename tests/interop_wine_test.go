@@ -3,8 +3,8 @@
 package tests
 
 // The Windows builds at run time, under Debian's wine64 (8.0): Tor Browser ships the client on
-// Windows more than anywhere else. One wine prefix, made once per run in binDir, serves every
-// test. wine 8.0 lacks bcryptprimitives.dll, which every Go >= 1.22 Windows program needs at
+// Windows more than anywhere else. One wine prefix, made once per run by TestWindows, serves
+// all its subtests. wine 8.0 lacks bcryptprimitives.dll, which every Go >= 1.22 Windows program needs at
 // start; tests/wine/bcryptprimitives.c stands in for Windows 10's own. windows/386 runs in
 // wine64's wow64 mode on the 32-bit DLLs that tests/install-deps.sh unpacks into wine32/.
 
@@ -51,16 +51,17 @@ func newWinePrefix(t *testing.T) *winePrefix {
 	// No Mono nor Gecko (nothing here needs them), no debug output, the 32-bit DLLs.
 	w.env = []string{"WINEPREFIX=" + w.dir, "WINEDEBUG=-all", "WINEDLLOVERRIDES=mscoree,mshtml=", "WINEDLLPATH=" + w32}
 	start := time.Now()
-	for _, c := range [][]string{
+	builds := [][]string{
 		{"GOARCH=amd64", "go", "build", "-trimpath", "-o", w.client, "../client"},
 		{"GOARCH=amd64", "go", "build", "-trimpath", "-o", w.server, "../server"},
 		{"GOARCH=386", "go", "build", "-trimpath", "-o", w.client386, "../client"},
+	}
+	for bits, cc := range map[string]string{"64": "x86_64-w64-mingw32-gcc", "32": "i686-w64-mingw32-gcc"} {
 		// Exports undecorated (ProcessPrng, not ProcessPrng@8), without the C runtime.
-		{"", "x86_64-w64-mingw32-gcc", "-o", filepath.Join(dir, "bcryptprimitives64.dll"), "-shared", "-O2", "-s",
-			"-nostdlib", "-Wall", "-Wl,--kill-at", "wine/bcryptprimitives.c", "-ladvapi32"},
-		{"", "i686-w64-mingw32-gcc", "-o", filepath.Join(dir, "bcryptprimitives32.dll"), "-shared", "-O2", "-s",
-			"-nostdlib", "-Wall", "-Wl,--kill-at", "wine/bcryptprimitives.c", "-ladvapi32"},
-	} {
+		builds = append(builds, []string{"GOARCH=", cc, "-o", filepath.Join(dir, "bcryptprimitives"+bits+".dll"),
+			"-shared", "-O2", "-s", "-nostdlib", "-Wall", "-Wl,--kill-at", "wine/bcryptprimitives.c", "-ladvapi32"})
+	}
+	for _, c := range builds {
 		cmd := exec.Command(c[1], c[2:]...)
 		cmd.Env = append(os.Environ(), "GOOS=windows", "CGO_ENABLED=0", c[0])
 		if out, err := runBounded(cmd, 3*time.Minute); err != nil {
@@ -376,10 +377,14 @@ func torWindows(t *testing.T, w *winePrefix) {
 	torCheckTransport(t, c.infoLog(), client)
 	torCheckTransport(t, filepath.Join(logs, "bridge-info.log"), server)
 	// tor on Linux ends its transports with stdin close and SIGTERM: they must be gone.
+	exeDir := filepath.Dir(w.client)
+	if running := wineProcesses(exeDir); len(running) != 2 {
+		t.Errorf("running Windows programs: %q, want the client and the server", running)
+	}
 	c.proc.stop()
 	tn.bridge.proc.stop()
-	if !torWaitFor(10*time.Second, func() bool { return len(wineProcesses(filepath.Dir(w.client))) == 0 }) {
-		t.Errorf("still running 10 s after their tor stopped: %v", wineProcesses(filepath.Dir(w.client)))
+	if !torWaitFor(10*time.Second, func() bool { return len(wineProcesses(exeDir)) == 0 }) {
+		t.Errorf("still running 10 s after their tor stopped: %q", wineProcesses(exeDir))
 	}
 	if fi, err := os.Stat(filepath.Join(c.dir, "pt_state")); err != nil || !fi.IsDir() {
 		t.Errorf("websocket-client.exe did not make its state directory from a Z: path: %v", err)
