@@ -188,11 +188,7 @@ func (c *SocksConn) untilNul(w *wire, max int, what string) (s []byte) {
 // domain refuses a requested name that cannot be a host: empty, or with a byte that is not
 // printable ASCII or is a bracket (which would make "host:port" ambiguous).
 func (c *SocksConn) domain(w *wire, name []byte) string {
-	ok := len(name) > 0
-	for _, b := range name {
-		ok = ok && b > ' ' && b < 0x7f && b != '[' && b != ']'
-	}
-	if !ok {
+	if !isWord.Match(name) || bytes.ContainsAny(name, "[]") {
 		c.refusef(w, socksGeneralFailure, "bad domain name") // not echoed: a name identifies a bridge
 	}
 	return string(name)
