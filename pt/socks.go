@@ -36,7 +36,6 @@ type wire struct {
 	err error
 }
 
-// read returns the next n bytes.
 func (w *wire) read(n int) []byte {
 	b := make([]byte, n)
 	if w.err == nil {
@@ -53,7 +52,6 @@ func (w *wire) write(b ...byte) { // all of b in one Write
 	}
 }
 
-// failf records an error unless one is recorded already.
 func (w *wire) failf(format string, a ...any) {
 	if w.err == nil {
 		w.err = fmt.Errorf(format, a...)
@@ -194,7 +192,6 @@ func (c *SocksConn) domain(w *wire, name []byte) string {
 	return string(name)
 }
 
-// refusef sends the failure reply with code and records the error.
 func (c *SocksConn) refusef(w *wire, code byte, format string, a ...any) {
 	w.write(c.replyFor(code)...)
 	w.failf(format, a...)
