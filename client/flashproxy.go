@@ -154,9 +154,8 @@ type afterReply struct {
 }
 
 func (a *afterReply) Write(p []byte) (int, error) {
-	if a.pre == nil && a.answered != nil {
+	if a.pre == nil {
 		a.answered()
-		a.answered = nil
 	}
 	n, err := a.Conn.Write(p)
 	if pre := a.pre; err == nil && pre != nil {
@@ -289,7 +288,7 @@ func (f *flash) pair(sc *pt.SocksConn) (*ws.Conn, error) {
 					p.conn.CloseWithStatus(ws.ClosePolicy, "")
 				}
 			})
-			sc.Conn = &afterReply{Conn: sc.Conn, pre: p.pre, answered: func() { dequeue(f, &f.silent, p) }}
+			sc.Conn = &afterReply{Conn: sc.Conn, pre: p.pre, answered: sync.OnceFunc(func() { dequeue(f, &f.silent, p) })}
 			f.c.log.Infof("paired a proxy (%d bytes it sent while waiting go to tor first)", len(p.pre))
 			return p.conn, nil
 		}
