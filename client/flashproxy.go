@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -212,12 +213,7 @@ func (f *flash) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (f *flash) wait(p *proxy) {
 	defer close(p.done)
 	buf := make([]byte, f.maxPre+1)
-	n, err := 0, error(nil)
-	for err == nil && n <= f.maxPre {
-		var m int
-		m, err = p.conn.Read(buf[n:])
-		n += m
-	}
+	n, err := io.ReadFull(p.conn, buf)
 	p.pre = buf[:n]
 	queued, status := dequeue(f, &f.proxies, p), ws.CloseNormal
 	switch {
