@@ -551,15 +551,16 @@ func measure(c *config) (*report, error) {
 				if err != nil {
 					return nil, err
 				}
-				if up {
-					res.up = append(res.up, mbps)
+				if g := gib / 2; up {
+					res.up, res.upC, res.upS = append(res.up, mbps), append(res.upC, cc/g), append(res.upS, cs/g)
 				} else {
-					res.down = append(res.down, mbps)
+					res.down, res.downC, res.downS = append(res.down, mbps), append(res.downC, cc/g), append(res.downS, cs/g)
 				}
 				cpuC, cpuS = cpuC+cc, cpuS+cs
 			}
 			res.cpuC, res.cpuS = append(res.cpuC, cpuC/gib), append(res.cpuS, cpuS/gib)
-			fmt.Printf("round %d %-15s up %7.0f MB/s  down %7.0f MB/s  relays' CPU %.2f s/GiB\n", r+1, ch.v, last(res.up), last(res.down), (cpuC+cpuS)/gib)
+			fmt.Printf("round %d %-15s up %7.0f MB/s  down %7.0f MB/s  relays' CPU %.2f s/GiB (up %.2f, down %.2f)\n", r+1, ch.v, last(res.up), last(res.down), (cpuC+cpuS)/gib,
+				last(res.upC)+last(res.upS), last(res.downC)+last(res.downS))
 		}
 		steal, idle := shares(st, readCPUStat())
 		rep.steal, rep.idle = append(rep.steal, steal), append(rep.idle, idle)

@@ -11,14 +11,15 @@ import (
 )
 
 type result struct {
-	v                    variant
-	up, down             []float64 // MB/s per round
-	p50, p99             []float64 // µs per round
-	cpuC, cpuS           []float64 // client and server relay CPU seconds per GiB, per round
-	rssClient, rssServer []float64 // bytes per idle tunnel, per repetition
-	rssTunnels           int
-	conc                 *loadResult
-	notes                []string
+	v                      variant
+	up, down               []float64 // MB/s per round
+	p50, p99               []float64 // µs per round
+	cpuC, cpuS             []float64 // client and server relay CPU seconds per GiB, per round
+	upC, upS, downC, downS []float64 // the same for each direction alone (per GiB of that direction)
+	rssClient, rssServer   []float64 // bytes per idle tunnel, per repetition
+	rssTunnels             int
+	conc                   *loadResult
+	notes                  []string
 }
 
 // cpu is both relays' CPU seconds per GiB, per round.
@@ -228,6 +229,14 @@ func (rep *report) writeReport(path, svgPath string) error {
 		p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.v, stat(r.cpu()).format(1, 2), stat(r.cpuC).format(1, 2), stat(r.cpuS).format(1, 2),
 			pairedText(r, raw, (*result).cpu), pairedText(r, gor, (*result).cpu), pairedText(r, raw, func(r *result) []float64 { return r.up }),
 			pairedText(r, raw, func(r *result) []float64 { return r.down }))
+	}
+
+	p("\nThe same, each direction alone: CPU seconds per GiB of that direction's payload, client + server relay = both; paired ratio of both to the raw chain's.\n\n")
+	p("| chain | upload: client | server | both | vs raw | download: client | server | both | vs raw |\n|---|---|---|---|---|---|---|---|---|\n")
+	upBoth, downBoth := func(r *result) []float64 { return sum(r.upC, r.upS) }, func(r *result) []float64 { return sum(r.downC, r.downS) }
+	for _, r := range rep.results {
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.v, stat(r.upC).format(1, 2), stat(r.upS).format(1, 2), stat(upBoth(r)).format(1, 2), pairedText(r, raw, upBoth),
+			stat(r.downC).format(1, 2), stat(r.downS).format(1, 2), stat(downBoth(r)).format(1, 2), pairedText(r, raw, downBoth))
 	}
 
 	p("\n## Targets\n\n| target | goal | measured | result |\n|---|---|---|---|\n")
