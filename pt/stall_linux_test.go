@@ -1,7 +1,9 @@
 package pt
 
 import (
+	"fmt"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,5 +62,49 @@ func TestStallConnSlowTCP(t *testing.T) {
 	}
 	if took := time.Since(stopped); took > 2*stall {
 		t.Errorf("cut %v after the reader stopped, want at most about 1.5 × %v", took, stall)
+	}
+}
+
+// inProcNetTCP reports whether a socket whose local address is addr (127.0.0.1) is in
+// /proc/net/tcp, in any state: an orphan that the kernel still holds counts.
+func inProcNetTCP(t *testing.T, addr *net.TCPAddr) bool {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf("0100007F:%04X", addr.Port)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == local {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRelayCutFreesKernel: a tunnel cut by the stall bound, whose peer holds its connection
+// open without reading, leaves no socket behind: the kernel's memory is free at once. A plain
+// close would leave an orphan holding its unsent data, probing the zero window for minutes.
+func TestRelayCutFreesKernel(t *testing.T) {
+	left, a := loopbackPair(t)
+	b, right := loopbackPair(t)
+	defer left.Close()
+	defer right.Close() // never reads
+	b.SetWriteBuffer(64 << 10)
+	right.SetReadBuffer(4 << 10)
+	go left.Write(make([]byte, 8<<20)) // fails once Relay aborts a; no one checks
+	done := make(chan relayResult, 1)
+	go func() {
+		var r relayResult
+		r.aToB, r.bToA, r.err = Relay(a, StallConn(b, 300*time.Millisecond), RelayOptions{})
+		done <- r
+	}()
+	if r := waitRelay(t, done); r.err == nil || !strings.Contains(r.err.Error(), "stall") {
+		t.Fatalf("Relay = %v, want the stall timeout", r.err)
+	}
+	addr := b.LocalAddr().(*net.TCPAddr)
+	for deadline := time.Now().Add(2 * time.Second); inProcNetTCP(t, addr); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cut tunnel's socket %v is still in /proc/net/tcp 2 s after the cut", addr)
+		}
 	}
 }
