@@ -33,17 +33,15 @@ type Dialer struct {
 	Buffer     int // the sockets' kernel buffers (see Buffers); 0: the system's
 }
 
-// The sockets' kernel buffers bound the memory that a peer who stops reading can pin, and how
-// far apart the steps are in which a slow reader's progress reaches the writer (Linux reopens a
-// closed window only once a sixteenth of the buffer is free). LocalBuffer is for the sockets to
-// tor: on loopback it costs nothing. SocketBuffer, the WebSocket's default, bounds one tunnel to
-// about 2.3 MB/s at a 100 ms round trip (measured; see the man pages).
+// Socket buffers bound what a peer who stops reading pins, and the steps in which a slow reader's
+// progress reaches the writer (Linux reopens a closed window by a sixteenth of the buffer).
+// LocalBuffer, towards tor on loopback, costs nothing; SocketBuffer, the WebSocket's default,
+// bounds a tunnel to about 2.5 MB/s at a 100 ms round trip (measured: see the man pages).
 const LocalBuffer, SocketBuffer = 128 << 10, 256 << 10
 
 // Buffers returns a Control function for net.Dialer and net.ListenConfig that sets a socket's
-// send and receive buffers to size bytes (Linux doubles it), which turns their autotuning off;
-// nil for size <= 0. It acts before the socket connects: Linux keeps the receive window of a
-// socket whose buffer is set later as small as it began.
+// send and receive buffers to size bytes, turning their autotuning off (nil for size <= 0),
+// before it connects: Linux keeps a window whose buffer is set later as small as it began.
 func Buffers(size int) func(network, address string, c syscall.RawConn) error {
 	if size <= 0 {
 		return nil

@@ -116,10 +116,8 @@ func CloseWrite(c net.Conn) error {
 	return c.Close()
 }
 
-// Abort closes c abortively when it can (SO_LINGER 0 on its TCP connection, under TLS too): the
-// kernel drops what it still holds to send and the peer gets a reset, so that the memory and
-// the descriptor are free at once, whatever the peer does, and the peer cannot mistake the end
-// for a clean one. Otherwise it closes c.
+// Abort closes c abortively if it can (SO_LINGER 0, under TLS too), else closes it: the peer gets
+// a reset, not a clean end, and the kernel frees c's memory at once, whatever the peer does.
 func Abort(c net.Conn) error {
 	if t, ok := c.(*tls.Conn); ok {
 		c = t.NetConn() // no close_notify: that would say the stream ended cleanly

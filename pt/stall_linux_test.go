@@ -65,20 +65,21 @@ func TestStallConnSlowTCP(t *testing.T) {
 	}
 }
 
-// inProcNetTCP reports whether a socket whose local address is addr (127.0.0.1) is in
-// /proc/net/tcp, in any state: an orphan that the kernel still holds counts.
-func inProcNetTCP(t *testing.T, addr *net.TCPAddr) bool {
+// inProcNetTCP returns the state (hex, as in include/net/tcp_states.h) of the socket from local
+// to remote (both 127.0.0.1) in /proc/net/tcp, or "" if it is not there: an orphan that the
+// kernel still holds is.
+func inProcNetTCP(t *testing.T, local, remote net.Addr) string {
 	b, err := os.ReadFile("/proc/net/tcp")
 	if err != nil {
 		t.Fatal(err)
 	}
-	local := fmt.Sprintf("0100007F:%04X", addr.Port)
+	hex := func(a net.Addr) string { return fmt.Sprintf("0100007F:%04X", a.(*net.TCPAddr).Port) }
 	for _, line := range strings.Split(string(b), "\n")[1:] {
-		if f := strings.Fields(line); len(f) > 1 && f[1] == local {
-			return true
+		if f := strings.Fields(line); len(f) > 3 && f[1] == hex(local) && f[2] == hex(remote) {
+			return f[3]
 		}
 	}
-	return false
+	return ""
 }
 
 // TestRelayCutFreesKernel: a tunnel cut by the stall bound, whose peer holds its connection
@@ -101,10 +102,13 @@ func TestRelayCutFreesKernel(t *testing.T) {
 	if r := waitRelay(t, done); r.err == nil || !strings.Contains(r.err.Error(), "stall") {
 		t.Fatalf("Relay = %v, want the stall timeout", r.err)
 	}
-	addr := b.LocalAddr().(*net.TCPAddr)
-	for deadline := time.Now().Add(2 * time.Second); inProcNetTCP(t, addr); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		state := inProcNetTCP(t, b.LocalAddr(), b.RemoteAddr())
+		if state == "" {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the cut tunnel's socket %v is still in /proc/net/tcp 2 s after the cut", addr)
+			t.Fatalf("the cut tunnel's socket %v is still in /proc/net/tcp (state %s) 2 s after the cut", b.LocalAddr(), state)
 		}
 	}
 }
