@@ -1,6 +1,7 @@
 package pt
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -110,5 +111,41 @@ func TestRelayCutFreesKernel(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the cut tunnel's socket %v is still in /proc/net/tcp (state %s) 2 s after the cut", b.LocalAddr(), state)
 		}
+	}
+}
+
+// TestBuffers: Buffers sets a dialed socket's buffers before it connects, and a listener's,
+// which the sockets it accepts inherit (Linux reports twice the size set).
+func TestBuffers(t *testing.T) {
+	const size = 48 << 10
+	lc := net.ListenConfig{Control: Buffers(size)}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := net.Dialer{Control: Buffers(size)}
+	dialed, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dialed.Close()
+	accepted, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer accepted.Close()
+	for name, c := range map[string]net.Conn{"dialed": dialed, "accepted": accepted} {
+		rc, _ := c.(*net.TCPConn).SyscallConn()
+		rc.Control(func(fd uintptr) {
+			for _, opt := range []int{syscall.SO_RCVBUF, syscall.SO_SNDBUF} {
+				if v, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, opt); err != nil || v != 2*size {
+					t.Errorf("%s socket: option %d is %d, %v; want %d", name, opt, v, err, 2*size)
+				}
+			}
+		})
+	}
+	if Buffers(0) != nil {
+		t.Error("Buffers(0) is not nil: the system's buffers")
 	}
 }
