@@ -5,12 +5,14 @@ package main
 // copies its pair's bytes to and from the bridge.
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -35,21 +37,23 @@ type flash struct {
 	c                        *client
 	listens                  []string
 	maxWaiting, maxPre       int
+	maxPerAddress, maxConns  int
 	proxyWait, socksWait     time.Duration
+	answerWait, regInterval  time.Duration
 	register, regAddr        string
-	regInterval              time.Duration
 	http                     *http.Client
-	servers                  []*http.Server // where proxies connect
-	socks                    *net.TCPAddr   // the SOCKS listener's address
+	server                   *http.Server // where proxies connect, on every -flashproxy-listen
 	mu                       sync.Mutex
 	proxies                  []*proxy      // unpaired, oldest first
 	requests                 []chan *proxy // SOCKS requests waiting for a proxy, oldest first
+	silent                   []*proxy      // paired, and nothing from the bridge yet
 	lastRegister, lastNotice time.Time
 }
 
 // proxy is one browser proxy's WebSocket.
 type proxy struct {
 	conn *ws.Conn
+	from netip.Prefix  // its address; for IPv6 its /64, which one host often has whole
 	pre  []byte        // what it sent before it was paired, for tor first
 	done chan struct{} // closed when its wait has ended; then err tells whether it is usable
 	err  error
@@ -59,6 +63,9 @@ func (f *flash) flags(fs *flag.FlagSet) {
 	fs.Func("flashproxy-listen", "`address` where browser proxies connect (repeatable or comma list; default :9000)",
 		func(v string) error { f.listens = append(f.listens, strings.Split(v, ",")...); return nil })
 	fs.IntVar(&f.maxWaiting, "max-waiting-proxies", 10, "at most `N` proxies wait unpaired")
+	fs.IntVar(&f.maxPerAddress, "max-proxies-per-address", 2, "at most `N` proxies of one address wait, or are paired without an answer from the bridge")
+	fs.DurationVar(&f.answerWait, "proxy-answer-wait", 30*time.Second, "close a paired proxy that relays nothing from the bridge this long")
+	fs.IntVar(&f.maxConns, "max-proxy-conns", 256, "at most `N` connections open on the proxy ports at once")
 	fs.DurationVar(&f.proxyWait, "proxy-wait", 10*time.Minute, "how long a proxy may wait unpaired")
 	fs.IntVar(&f.maxPre, "proxy-unpaired-bytes", 10<<10, "`bytes` a proxy may send before it is paired")
 	fs.DurationVar(&f.socksWait, "socks-wait", 2*time.Minute, "how long a SOCKS request waits for a proxy")
@@ -69,20 +76,24 @@ func (f *flash) flags(fs *flag.FlagSet) {
 
 // start listens for proxies, registers, and returns the SOCKS listener of the method.
 func (f *flash) start(socks string) (_ net.Listener, err error) {
+	f.server = &http.Server{Handler: f, ReadHeaderTimeout: flashHandshake, IdleTimeout: flashHandshake,
+		MaxHeaderBytes: 16 << 10, ErrorLog: f.c.log.HTTPErrorLog(),
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
 	defer func() {
 		if err != nil {
-			f.closeServers()
+			f.server.Close()
 		}
 	}()
-	if f.maxWaiting < 1 || f.maxPre < 0 || f.proxyWait <= 0 || f.socksWait <= 0 {
-		return nil, errors.New("-max-waiting-proxies, -proxy-wait and -socks-wait must be positive, -proxy-unpaired-bytes not negative")
+	if min(f.maxWaiting, f.maxPerAddress, f.maxConns) < 1 || f.maxPre < 0 || min(f.proxyWait, f.socksWait, f.answerWait) <= 0 {
+		return nil, errors.New("-max-waiting-proxies, -max-proxies-per-address, -max-proxy-conns, -proxy-wait, -proxy-answer-wait and -socks-wait must be positive, -proxy-unpaired-bytes not negative")
 	}
-	if u, err := url.Parse(f.register); err != nil || (f.register != "" && u.Scheme != "http" && u.Scheme != "https") {
+	if req, err := http.NewRequest(http.MethodPost, f.register, nil); err != nil || (f.register != "" && req.URL.Scheme != "http" && req.URL.Scheme != "https") {
 		return nil, errors.New("-register wants an http:// or https:// URL")
 	}
 	if len(f.listens) == 0 {
 		f.listens = []string{":9000"}
 	}
+	open := make(chan struct{}, f.maxConns) // shared by the proxy listeners
 	for i, a := range f.listens {
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
@@ -91,57 +102,62 @@ func (f *flash) start(socks string) (_ net.Listener, err error) {
 		if _, port, _ := net.SplitHostPort(ln.Addr().String()); i == 0 && f.regAddr == "" {
 			f.regAddr = net.JoinHostPort("", port) // the facilitator takes the host from the request
 		}
-		srv := &http.Server{Handler: f, ReadHeaderTimeout: flashHandshake, IdleTimeout: flashHandshake,
-			MaxHeaderBytes: 16 << 10, ErrorLog: f.c.log.HTTPErrorLog(),
-			TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
-		go srv.Serve(pt.StallListener(ln, f.c.stall))
-		f.servers = append(f.servers, srv)
+		go f.server.Serve(pt.StallListener(limitListener{ln, open}, f.c.stall))
 		f.c.log.Listening("websocket-client "+version+" (flash proxies)", ln)
 	}
 	ln, err := net.Listen("tcp", socks)
 	if err != nil {
 		return nil, err
 	}
-	f.http = &http.Client{Timeout: registerTimeout, Transport: &http.Transport{DialContext: f.c.dialer.DialContext, DisableKeepAlives: true}}
+	// A redirect is not followed (it would carry the registration elsewhere): its status is a warning.
+	f.http = &http.Client{Timeout: registerTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{DialContext: f.c.dialer.DialContext, DisableKeepAlives: true, DisableCompression: true}}
 	f.mu.Lock()
 	f.registerLocked()
 	f.mu.Unlock()
-	f.socks = ln.Addr().(*net.TCPAddr)
-	return flashListener{ln, f}, nil
+	return ln, nil
 }
 
-// flashListener is the SOCKS listener of the method; closing it closes the proxy listeners too.
-type flashListener struct {
+// limitListener accepts a connection only while fewer than cap(open) are open, so that a flood
+// of proxies cannot take the descriptors that tor's SOCKS requests need: the others wait in the
+// kernel's backlog, which costs none.
+type limitListener struct {
 	net.Listener
-	f *flash
+	open chan struct{}
 }
 
-func (l flashListener) Close() error {
-	l.f.closeServers()
-	return l.Listener.Close()
-}
-
-func (f *flash) closeServers() {
-	for _, srv := range f.servers {
-		srv.Close()
+func (l limitListener) Accept() (conn net.Conn, err error) {
+	l.open <- struct{}{}
+	if conn, err = l.Listener.Accept(); err != nil {
+		<-l.open
+		return nil, err
 	}
+	return &limitConn{conn, sync.OnceFunc(func() { <-l.open })}, nil
 }
 
-// owns tells whether a SOCKS connection with local address a came to the flashproxy listener
-// (whatever wraps the connection, its address stays).
-func (f *flash) owns(a net.Addr) bool {
-	c, ok := a.(*net.TCPAddr)
-	return ok && f.socks != nil && c.Port == f.socks.Port && (f.socks.IP.IsUnspecified() || c.IP.Equal(f.socks.IP))
+type limitConn struct {
+	net.Conn
+	release func()
 }
 
-// afterReply is tor's connection when a proxy sent data before it was paired: the first write,
-// the SOCKS reply, is followed by that data.
+func (c *limitConn) Close() error {
+	c.release()
+	return c.Conn.Close()
+}
+
+// afterReply is tor's connection once paired: the SOCKS reply, its first write, is followed by
+// what the proxy sent before it was paired; the next, the bridge's first bytes, calls answered.
 type afterReply struct {
 	net.Conn
-	pre []byte
+	pre      []byte // nil once written
+	answered func()
 }
 
 func (a *afterReply) Write(p []byte) (int, error) {
+	if a.pre == nil && a.answered != nil {
+		a.answered()
+		a.answered = nil
+	}
 	n, err := a.Conn.Write(p)
 	if pre := a.pre; err == nil && pre != nil {
 		a.pre = nil
@@ -164,18 +180,28 @@ func (f *flash) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.c.log.Debugf("proxy handshake: %v", err)
 		return
 	}
-	p := &proxy{conn: conn, done: make(chan struct{})}
+	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
+	ip := remote.Addr().Unmap()
+	from, _ := ip.Prefix(min(ip.BitLen(), 64)) // IPv4: the address; IPv6: its /64
+	p := &proxy{conn: conn, from: from, done: make(chan struct{})}
 	conn.SetReadDeadline(time.Now().Add(f.proxyWait))
+	refused := ""
 	f.mu.Lock()
-	full := len(f.proxies) >= f.maxWaiting+len(f.requests)
-	if !full {
+	others := func(q *proxy) bool { return q.from != p.from }
+	mine := len(slices.DeleteFunc(slices.Concat(f.proxies, f.silent), others)) // waiting, or paired and silent
+	switch {
+	case len(f.proxies) >= f.maxWaiting+len(f.requests):
+		refused = fmt.Sprintf("%d proxies are already waiting (-max-waiting-proxies)", f.maxWaiting)
+	case mine >= f.maxPerAddress:
+		refused = fmt.Sprintf("%d proxies of its address wait or have not relayed from the bridge yet (-max-proxies-per-address)", f.maxPerAddress)
+	default:
 		f.proxies = append(f.proxies, p)
 		f.c.log.Debugf("a proxy came (%d waiting)", len(f.proxies))
 	}
 	f.mu.Unlock()
-	if full {
-		f.bound("a proxy was turned away: %d proxies are already waiting (-max-waiting-proxies)", f.maxWaiting)
-		conn.CloseWithStatus(1013, "too many proxies waiting") // Try Again Later
+	if refused != "" {
+		f.bound("a proxy was turned away: %s", refused)
+		conn.CloseWithStatus(1013, "try again later")
 		return
 	}
 	go f.wait(p)
@@ -194,10 +220,10 @@ func (f *flash) wait(p *proxy) {
 		n += m
 	}
 	p.pre = buf[:n]
-	queued := dequeue(f, &f.proxies, p)
+	queued, status := dequeue(f, &f.proxies, p), ws.CloseNormal
 	switch {
 	case n > f.maxPre:
-		p.err = fmt.Errorf("sent more than %d bytes before it was paired (-proxy-unpaired-bytes)", f.maxPre)
+		p.err, status = fmt.Errorf("sent more than %d bytes before it was paired (-proxy-unpaired-bytes)", f.maxPre), ws.ClosePolicy
 		f.bound("a proxy %v", p.err)
 	case errors.Is(err, os.ErrDeadlineExceeded) && !queued:
 		return // paired
@@ -208,9 +234,7 @@ func (f *flash) wait(p *proxy) {
 		p.err = fmt.Errorf("left before it was paired: %v", err)
 		f.c.log.Debugf("a proxy %v", p.err)
 	}
-	if queued {
-		p.conn.Close()
-	}
+	p.conn.CloseWithStatus(status, "") // unusable, if pair took it meanwhile
 }
 
 // match pairs the oldest waiting requests with the oldest waiting proxies.
@@ -219,15 +243,24 @@ func (f *flash) match() {
 	defer f.mu.Unlock()
 	for len(f.proxies) > 0 && len(f.requests) > 0 {
 		f.requests[0] <- f.proxies[0]
+		f.silent = append(f.silent, f.proxies[0]) // until it relays from the bridge
 		f.proxies, f.requests = f.proxies[1:], f.requests[1:]
 	}
 }
 
-// pair waits up to socksWait for a proxy for tor's request sc.
+// pair waits up to socksWait for a proxy for tor's request sc, and gives up if tor closes sc.
 func (f *flash) pair(sc *pt.SocksConn) (*ws.Conn, error) {
 	ch := make(chan *proxy, 1)
-	timeout := time.NewTimer(f.socksWait)
-	defer timeout.Stop()
+	left, leave := context.WithCancelCause(context.Background())
+	ctx, cancel := context.WithTimeoutCause(left, f.socksWait, // stays done, unlike a timer's channel
+		fmt.Errorf("no proxy came within %v (-socks-wait): %w", f.socksWait, os.ErrDeadlineExceeded))
+	defer cancel()
+	tor := sc.Conn
+	go func() { // tor sends nothing before the SOCKS reply: a read that ends means it has left
+		tor.Read(make([]byte, 1))
+		leave(errors.New("tor closed the SOCKS connection while it waited for a proxy"))
+	}()
+	defer func() { tor.SetReadDeadline(time.Unix(1, 0)); <-left.Done(); tor.SetReadDeadline(time.Time{}) }()
 	f.mu.Lock()
 	if len(f.proxies) < fewProxies {
 		f.registerLocked()
@@ -240,23 +273,27 @@ func (f *flash) pair(sc *pt.SocksConn) (*ws.Conn, error) {
 		var p *proxy
 		select {
 		case p = <-ch:
-		case <-timeout.C:
+		case <-ctx.Done():
 			if dequeue(f, &f.requests, ch) {
-				return nil, fmt.Errorf("no proxy came within %v (-socks-wait): %w", f.socksWait, os.ErrDeadlineExceeded)
+				return nil, context.Cause(ctx)
 			}
-			p = <-ch // matched as time ran out
+			p = <-ch // matched as time ran out or tor left
 		}
 		p.conn.SetReadDeadline(time.Unix(1, 0)) // ends its wait
 		<-p.done
 		if p.err == nil {
 			p.conn.SetReadDeadline(time.Time{})
-			if len(p.pre) > 0 {
-				sc.Conn = &afterReply{sc.Conn, p.pre}
-			}
+			time.AfterFunc(f.answerWait, func() {
+				if dequeue(f, &f.silent, p) {
+					f.bound("a paired proxy relayed nothing from the bridge within %v (-proxy-answer-wait)", f.answerWait)
+					p.conn.CloseWithStatus(ws.ClosePolicy, "")
+				}
+			})
+			sc.Conn = &afterReply{Conn: sc.Conn, pre: p.pre, answered: func() { dequeue(f, &f.silent, p) }}
 			f.c.log.Infof("paired a proxy (%d bytes it sent while waiting go to tor first)", len(p.pre))
 			return p.conn, nil
 		}
-		p.conn.Close()
+		dequeue(f, &f.silent, p)
 		f.mu.Lock()
 		f.requests = slices.Insert(f.requests, 0, ch) // still the oldest request
 		f.mu.Unlock()
@@ -272,7 +309,10 @@ func (f *flash) registerLocked() {
 	f.lastRegister = time.Now()
 	body := url.Values{"client": {f.regAddr}, "client-transport": {"websocket"}}.Encode()
 	go func() {
-		resp, err := f.http.Post(f.register, "application/x-www-form-urlencoded", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, f.register, strings.NewReader(body)) // start checked f.register
+		// Only what the facilitator needs: no User-Agent ("" makes Go send none), no Referer.
+		req.Header = http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "User-Agent": {""}}
+		resp, err := f.http.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {

@@ -109,8 +109,10 @@ func run() int {
 	var lns []io.Closer
 	for _, name := range info.MethodNames {
 		var ln net.Listener
+		connect := c.connect
 		if name == flashName {
 			ln, err = c.flash.start(*listen)
+			connect = c.flash.pair
 		} else {
 			lc := net.ListenConfig{Control: pt.Buffers(pt.LocalBuffer)} // SOCKS: tor's side
 			ln, err = lc.Listen(context.Background(), "tcp", *listen)
@@ -122,8 +124,11 @@ func run() int {
 		}
 		out.Cmethod(name, "socks5", ln.Addr())
 		c.log.Listening("websocket-client "+version+" (SOCKS, "+name+")", ln)
-		go c.acceptLoop(ln)
+		go c.acceptLoop(ln, connect)
 		lns = append(lns, ln)
+		if name == flashName {
+			lns = append(lns, c.flash.server) // the proxies' listeners, on the first SIGINT too
+		}
 	}
 	out.CmethodsDone()
 	if len(lns) < len(info.MethodNames) && (!managed || len(lns) == 0) {
@@ -133,7 +138,7 @@ func run() int {
 	return 0
 }
 
-func (c *client) acceptLoop(ln net.Listener) {
+func (c *client) acceptLoop(ln net.Listener, connect func(*pt.SocksConn) (*ws.Conn, error)) {
 	limited := c.log.Limited(time.Minute)
 	for {
 		switch conn, err := ln.Accept(); {
@@ -144,14 +149,15 @@ func (c *client) acceptLoop(ln net.Listener) {
 			time.Sleep(100 * time.Millisecond)
 		default:
 			c.stats.Active.Add(1)
-			go c.handle(pt.StallConn(conn, c.stall))
+			go c.handle(pt.StallConn(conn, c.stall), connect)
 		}
 	}
 }
 
-// handle serves one SOCKS connection: the SOCKS request, the connection to the bridge, and only
-// then the SOCKS reply, so that tor learns whether the tunnel is really up.
-func (c *client) handle(conn net.Conn) {
+// handle serves one SOCKS connection: the SOCKS request, the connection to the bridge (connect
+// dials it, or pairs with a flash proxy), and only then the SOCKS reply, so that tor learns
+// whether the tunnel is really up.
+func (c *client) handle(conn net.Conn, connect func(*pt.SocksConn) (*ws.Conn, error)) {
 	relaying := false
 	defer func() {
 		if !relaying {
@@ -164,7 +170,7 @@ func (c *client) handle(conn net.Conn) {
 		c.log.Warnf("%v", err) // "pt: socks handshake: ..."; only tor connects here: worth seeing
 		return
 	}
-	wsConn, err := c.connect(sc)
+	wsConn, err := connect(sc)
 	if err != nil {
 		c.log.Warnf("connecting to the bridge: %s", unnamed(err))
 		sc.Reject(err)
@@ -197,13 +203,9 @@ func (c *client) tunnel(sc *pt.SocksConn, wsConn *ws.Conn) bool {
 	return true
 }
 
-// connect pairs a flashproxy request with a proxy, or dials the SOCKS target (the Bridge line's
-// address, never the URL's host, which is not resolved at all) and runs TLS for wss and then
-// the WebSocket handshake.
+// connect dials the SOCKS target (the Bridge line's address, never the URL's host, which is not
+// resolved at all) and runs TLS for wss and then the WebSocket handshake.
 func (c *client) connect(sc *pt.SocksConn) (*ws.Conn, error) {
-	if c.flash.owns(sc.LocalAddr()) {
-		return c.flash.pair(sc)
-	}
 	b, err := parseBridge(sc.Args, c.defaults)
 	if err != nil {
 		return nil, err

@@ -64,12 +64,7 @@ func keyValue(s string) (key, value, rest string, err error) {
 // digits, '-' or '_'); anything else, such as a host name or a URL put where a keyword belongs,
 // is shown only by its length, so that a misplaced bridge address never reaches a log.
 func SafeName(s string) string {
-	ok := len(s) > 0 && len(s) <= 32
-	for i := 0; ok && i < len(s); i++ {
-		c := s[i]
-		ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
-	}
-	if ok {
+	if isKeyword.MatchString(s) {
 		return strconv.Quote(s)
 	}
 	return fmt.Sprintf("(%d bytes, not shown)", len(s))

@@ -126,27 +126,24 @@ func ParseProxyURL(s string) (*url.URL, error) {
 	if err != nil {
 		return nil, errors.New("not a valid URL")
 	}
-	if u.Scheme != "socks5" && u.Scheme != "socks4a" && u.Scheme != "http" {
+	host, hostErr := netip.ParseAddr(u.Hostname())
+	port, portErr := strconv.ParseUint(u.Port(), 10, 16)
+	user := u.User.Username()          // "" without u.User
+	pass, hasPass := u.User.Password() // "", false without u.User
+	switch {
+	case u.Scheme != "socks5" && u.Scheme != "socks4a" && u.Scheme != "http":
 		return nil, fmt.Errorf("unsupported proxy scheme %q (want socks5, socks4a or http)", u.Scheme)
-	}
-	if u.Opaque != "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+	case u.Opaque != "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
 		return nil, errors.New("must have the form scheme://[user[:password]@]ip:port")
-	}
-	a, err := netip.ParseAddr(u.Hostname())
-	if err != nil || a.Zone() != "" {
+	case hostErr != nil || host.Zone() != "":
 		return nil, errors.New("the proxy host must be an IP address")
-	}
-	if p, err := strconv.ParseUint(u.Port(), 10, 16); err != nil || p == 0 {
+	case portErr != nil || port == 0:
 		return nil, errors.New("missing or invalid port")
-	}
-	if u.User != nil {
-		pass, hasPass := u.User.Password()
-		switch user := u.User.Username(); {
-		case u.Scheme == "socks4a" && hasPass:
-			return nil, errors.New("a socks4a proxy takes a user name but no password")
-		case u.Scheme == "socks5" && (len(user) < 1 || len(user) > 255 || len(pass) < 1 || len(pass) > 255):
-			return nil, errors.New("socks5 user name and password must both be 1-255 bytes (RFC 1929)")
-		}
+	case u.Scheme == "socks4a" && hasPass:
+		return nil, errors.New("a socks4a proxy takes a user name but no password")
+	case u.Scheme == "socks5" && u.User != nil &&
+		(len(user) < 1 || len(user) > 255 || len(pass) < 1 || len(pass) > 255):
+		return nil, errors.New("socks5 user name and password must both be 1-255 bytes (RFC 1929)")
 	}
 	return u, nil
 }
@@ -190,21 +187,15 @@ func ServerSetup(out *Output, getenv func(string) string, supported []string) (*
 		}
 		info.Bindaddrs = append(info.Bindaddrs, b)
 	}
-	orAddr := func(name string) (*net.TCPAddr, error) { // nil, nil when unset or empty
-		a := tcpAddr(getenv(name), false)
-		if a == nil && getenv(name) != "" {
-			return nil, out.EnvError(fmt.Sprintf("%s: %q is not ip:port", name, getenv(name)))
-		}
-		return a, nil
-	}
-	if info.OrAddr, err = orAddr("TOR_PT_ORPORT"); err != nil {
-		return nil, err
-	}
-	if info.ExtendedOrAddr, err = orAddr("TOR_PT_EXTENDED_SERVER_PORT"); err != nil {
-		return nil, err
-	}
+	orPort, extPort := getenv("TOR_PT_ORPORT"), getenv("TOR_PT_EXTENDED_SERVER_PORT")
+	info.OrAddr = tcpAddr(orPort, false)
+	info.ExtendedOrAddr = tcpAddr(extPort, false)
 	info.AuthCookieFile = getenv("TOR_PT_AUTH_COOKIE_FILE")
 	switch {
+	case info.OrAddr == nil && orPort != "":
+		return nil, out.EnvError(fmt.Sprintf("TOR_PT_ORPORT: %q is not ip:port", orPort))
+	case info.ExtendedOrAddr == nil && extPort != "":
+		return nil, out.EnvError(fmt.Sprintf("TOR_PT_EXTENDED_SERVER_PORT: %q is not ip:port", extPort))
 	case info.ExtendedOrAddr != nil && info.AuthCookieFile == "":
 		return nil, out.EnvError("no TOR_PT_AUTH_COOKIE_FILE when TOR_PT_EXTENDED_SERVER_PORT is set")
 	case info.OrAddr == nil && info.ExtendedOrAddr == nil:

@@ -23,9 +23,8 @@ func levelIndex(level string) int {
 	return slices.Index([]string{"error", "warning", "notice", "info", "debug"}, level)
 }
 
-// Logger writes log messages either to a writer, one timestamped line each, or to tor as LOG
-// lines. Unless it was created unsafe, it replaces every IP address in the formatted message
-// by "[scrubbed]" (see scrub). It is safe for concurrent use.
+// Logger writes log messages to a writer or to tor (see NewLogger), every IP address in them
+// replaced by "[scrubbed]" unless it was created unsafe (see scrub). It is safe for concurrent use.
 type Logger struct {
 	out    *Output
 	mu     sync.Mutex // serializes writes to w, and Reopen

@@ -61,15 +61,14 @@ func (o *Output) ProxyError(msg string) error { return o.errorLine("PROXY-ERROR"
 // transport name (pt-spec 3.1), socks is neither, or addr is not an IP address with a non-zero
 // port, it prints a CMETHOD-ERROR line instead.
 func (o *Output) Cmethod(name, socks string, addr net.Addr) {
-	a, err := methodAddr(name, addr)
-	if err == nil && socks != "socks4" && socks != "socks5" {
-		err = fmt.Errorf("invalid SOCKS version %q", socks)
-	}
-	if err != nil {
+	switch a, err := methodAddr(name, addr); {
+	case err != nil:
 		_ = o.CmethodError(name, err.Error())
-		return
+	case socks != "socks4" && socks != "socks5":
+		_ = o.CmethodError(name, fmt.Sprintf("invalid SOCKS version %q", socks))
+	default:
+		o.line("CMETHOD", name, socks, a)
 	}
-	o.line("CMETHOD", name, socks, a)
 }
 
 // CmethodError prints "CMETHOD-ERROR name msg" and returns an error.
@@ -82,19 +81,18 @@ func (o *Output) CmethodsDone() { o.line("CMETHODS", "DONE") }
 // (escaped as pt-spec 3.3.3 says, keys sorted). Invalid input (see Cmethod), or args holding a
 // space or a control byte, which tor could not read back, gives an SMETHOD-ERROR line instead.
 func (o *Output) Smethod(name string, addr net.Addr, args Args) {
-	a, err := methodAddr(name, addr)
 	opt := ""
 	if len(args) > 0 {
 		opt = "ARGS:" + encodeSmethodArgs(args)
-		if err == nil && !isWord.MatchString(opt) {
-			err = errors.New("ARGS hold a space, a control byte or a non-ASCII byte")
-		}
 	}
-	if err != nil {
+	switch a, err := methodAddr(name, addr); {
+	case err != nil:
 		_ = o.SmethodError(name, err.Error())
-		return
+	case opt != "" && !isWord.MatchString(opt):
+		_ = o.SmethodError(name, "ARGS hold a space, a control byte or a non-ASCII byte")
+	default:
+		o.line("SMETHOD", name, a, opt)
 	}
-	o.line("SMETHOD", name, a, opt)
 }
 
 // SmethodError prints "SMETHOD-ERROR name msg" and returns an error.
@@ -130,9 +128,8 @@ func (o *Output) Status(transport string, kv ...string) {
 	o.line(parts...)
 }
 
-// StatusVersion prints "STATUS TYPE=version IMPLEMENTATION=impl VERSION=version", which newer
-// tors publish in the bridge's extra-info descriptor. Values are quoted when tor's kvline
-// format requires it.
+// StatusVersion prints "STATUS TYPE=version IMPLEMENTATION=impl VERSION=version" (values quoted as
+// in Status), which newer tors publish in the bridge's extra-info descriptor.
 func (o *Output) StatusVersion(impl, version string) {
 	o.line("STATUS", "TYPE=version", "IMPLEMENTATION="+kvValue(impl), "VERSION="+kvValue(version))
 }
@@ -161,8 +158,9 @@ func methodAddr(name string, addr net.Addr) (string, error) {
 }
 
 var (
-	isName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) // a transport name (pt-spec 3.1)
-	isWord = regexp.MustCompile(`^[!-~]+$`)                 // printable ASCII, no space
+	isName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) // a transport name (pt-spec 3.1)
+	isWord    = regexp.MustCompile(`^[!-~]+$`)                 // printable ASCII, no space
+	isKeyword = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)    // what SafeName quotes
 )
 
 // cQuote returns s as a C-style quoted string that tor's unescape_string reads back.

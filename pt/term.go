@@ -15,7 +15,7 @@ import (
 // (pt-spec 3.4).
 type Termination struct {
 	stop, now         chan struct{}
-	stopOnce, nowOnce sync.Once
+	fireStop, fireNow func() // close stop; close stop and now: each at most once
 }
 
 // MonitorTermination watches SIGTERM, SIGINT, stdin EOF (if exitOnStdinClose) and the parent's
@@ -39,6 +39,8 @@ func MonitorTermination(stdin io.Reader, exitOnStdinClose, watchParent bool) *Te
 func monitor(sigs <-chan os.Signal, stopSignals func(), stdin io.Reader, exitOnStdinClose bool,
 	getppid func() int, interval time.Duration) *Termination {
 	t := &Termination{stop: make(chan struct{}), now: make(chan struct{})}
+	t.fireStop = sync.OnceFunc(func() { close(t.stop) })
+	t.fireNow = sync.OnceFunc(func() { t.fireStop(); close(t.now) })
 	if exitOnStdinClose && stdin != nil {
 		go func() {
 			_, _ = io.Copy(io.Discard, stdin) // tor writes nothing; we wait for EOF
@@ -117,11 +119,4 @@ func (t *Termination) Drain(active *atomic.Int64) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func (t *Termination) fireStop() { t.stopOnce.Do(func() { close(t.stop) }) }
-
-func (t *Termination) fireNow() {
-	t.fireStop()
-	t.nowOnce.Do(func() { close(t.now) })
 }

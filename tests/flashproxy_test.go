@@ -7,13 +7,18 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,7 +164,7 @@ func TestFlashProxyMethods(t *testing.T) {
 // TestFlashProxyFIFO pairs three SOCKS requests with three proxies, first in first out, when
 // the requests come first and when the proxies do.
 func TestFlashProxyFIFO(t *testing.T) {
-	client, socks, proxies := flashClient(t)
+	client, socks, proxies := flashClient(t, "-max-proxies-per-address", "3")
 	paired := 0
 	t.Run("requests first", func(t *testing.T) {
 		var conns []net.Conn
@@ -273,7 +278,9 @@ func TestFlashProxyBounds(t *testing.T) {
 		over := dialProxy(t, proxies, true)
 		over.Write(make([]byte, 600))
 		over.Write(make([]byte, 401))
-		closedWith(t, over)
+		if code := closedWith(t, over); code != ws.ClosePolicy {
+			t.Errorf("closed with %d, want 1008 (policy violation)", code)
+		}
 		waitCount(t, client, "a proxy sent more than 1000 bytes before it was paired", 1)
 
 		// 1000 bytes in three messages, all read while unpaired, reach tor after the reply.
@@ -414,14 +421,345 @@ func TestFlashProxySetupErrors(t *testing.T) {
 		args []string
 		says string
 	}{
-		{[]string{"-max-waiting-proxies", "0"}, "-max-waiting-proxies, -proxy-wait and -socks-wait must be positive"},
-		{[]string{"-socks-wait", "-1s"}, "-max-waiting-proxies, -proxy-wait and -socks-wait must be positive"},
+		{[]string{"-max-waiting-proxies", "0"}, "-max-waiting-proxies, -max-proxies-per-address, -max-proxy-conns, -proxy-wait, -proxy-answer-wait and -socks-wait must be positive"},
+		{[]string{"-socks-wait", "-1s"}, "-socks-wait must be positive"},
+		{[]string{"-max-proxies-per-address", "0"}, "-max-proxies-per-address, -max-proxy-conns"},
+		{[]string{"-max-proxy-conns", "-1"}, "-max-proxy-conns, -proxy-wait"},
+		{[]string{"-proxy-answer-wait", "0s"}, "-proxy-answer-wait and"},
 		{[]string{"-register", "facilitator.example/register"}, "-register wants an http:// or https:// URL"},
 	} {
 		p := startProc(t, "websocket-client", nil, append([]string{"-listen", closedAddr(t),
 			"-flashproxy-listen", closedAddr(t)}, tc.args...)...)
 		if code, err := p.wait(waitLong); code != 1 || err != nil || !strings.Contains(p.output(), tc.says) {
 			t.Errorf("%v: exit %d (%v), want 1 and a line saying %q:\n%s", tc.args, code, err, tc.says, p.output())
+		}
+	}
+}
+
+// dialProxyFrom connects a test proxy from the loopback address ip (127.0.0.2: another host).
+func dialProxyFrom(ip, addr string) (*ws.Conn, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: waitLong}
+	tcp, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ws.Client(tcp, &url.URL{Scheme: "ws", Host: addr, Path: "/"}, &ws.Options{})
+	if err != nil {
+		tcp.Close()
+	}
+	return c, err
+}
+
+// socksRequest is tor's SOCKS5 request without the test's helpers (which stop the test: not
+// from a goroutine); it returns the connection once granted.
+func socksRequest(socks string) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", socks, waitLong)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(waitLong))
+	c.Write([]byte{5, 1, 0, 5, 1, 0, 1, 0, 0, 1, 0, 0, 1}) // no auth; CONNECT 0.0.1.0:1
+	reply := make([]byte, 12)
+	if _, err = io.ReadFull(c, reply); err == nil && reply[3] != 0 {
+		err = fmt.Errorf("SOCKS reply %d", reply[3])
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// TestFlashProxySquatters runs 10 hostile proxies from 127.0.0.2 that reconnect as soon as they
+// are turned away or closed, and relay nothing, against one real proxy from 127.0.0.1 that keeps
+// one connection waiting; tor's 3 requests, each retried as soon as it fails, must all be served
+// (an answer from the bridge) within 2 minutes.
+func TestFlashProxySquatters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes several -proxy-answer-wait periods")
+	}
+	client, socks, proxies := flashClient(t, "-proxy-answer-wait", "3s", "-log-level", "info")
+	stop := make(chan struct{})
+	defer close(stop)
+	var squats, squatPaired atomic.Int64
+	for range 10 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := dialProxyFrom("127.0.0.2", proxies)
+				if err != nil {
+					continue
+				}
+				squats.Add(1)
+				if n, _ := io.Copy(io.Discard, c); n > 0 {
+					squatPaired.Add(1) // it read tor's bytes, and relayed nothing
+				}
+				c.Close()
+			}
+		}()
+	}
+	// The real proxy echoes, as a bridge answers; once paired, it connects again at once.
+	var real func()
+	real = func() {
+		c, err := dialProxyFrom("127.0.0.1", proxies)
+		if err != nil {
+			select {
+			case <-stop:
+			default:
+				time.AfterFunc(100*time.Millisecond, real) // turned away: try again, as proxy.js does
+			}
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 512)
+		n, err := c.Read(buf)
+		if err != nil {
+			go real()
+			return
+		}
+		go real()
+		c.Write(buf[:n])
+		io.Copy(c, c)
+	}
+	go real()
+
+	start := time.Now()
+	served, tries := make(chan time.Duration, 3), atomic.Int64{}
+	for i := range 3 {
+		go func() {
+			hello := []byte(fmt.Sprintf("tor %d", i))
+			for time.Since(start) < 2*time.Minute {
+				tries.Add(1)
+				c, err := socksRequest(socks)
+				if err != nil {
+					continue
+				}
+				c.Write(hello)
+				got := make([]byte, len(hello))
+				c.SetReadDeadline(time.Now().Add(waitLong))
+				_, err = io.ReadFull(c, got)
+				c.Close()
+				if err == nil && bytes.Equal(got, hello) {
+					served <- time.Since(start)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 3 {
+		select {
+		case d := <-served:
+			t.Logf("request %d served after %v", i+1, d.Round(time.Millisecond))
+		case <-time.After(2*time.Minute - time.Since(start)):
+			t.Fatalf("%d of 3 requests served within 2 minutes (%d SOCKS requests, %d squatter connections):\n%s",
+				i, tries.Load(), squats.Load(), client.output())
+		}
+	}
+	t.Logf("%d SOCKS requests; %d squatter connections, %d of them paired", tries.Load(), squats.Load(), squatPaired.Load())
+}
+
+// TestFlashProxyPerAddress checks -max-proxies-per-address: it counts proxies waiting and
+// proxies paired that have not yet relayed from the bridge (-proxy-answer-wait closes those).
+func TestFlashProxyPerAddress(t *testing.T) {
+	client, socks, proxies := flashClient(t, "-proxy-answer-wait", "500ms")
+	silent := dialProxy(t, proxies, false)
+	c, code := socks5(t, socks, flashTarget, "")
+	if code != 0 {
+		t.Fatalf("SOCKS reply %d", code)
+	}
+	answering := dialProxy(t, proxies, false)
+	waitCount(t, client, "a proxy came (1 waiting)", 2)
+	if code := closedWith(t, dialProxy(t, proxies, false)); code != 1013 {
+		t.Errorf("third proxy of 127.0.0.1 closed with %d, want 1013 (try again later)", code)
+	}
+	waitCount(t, client, "2 proxies of its address wait or have not relayed from the bridge yet (-max-proxies-per-address)", 1)
+	other, err := dialProxyFrom("127.0.0.2", proxies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	waitCount(t, client, "a proxy came (2 waiting)", 1)
+
+	// The silent proxy is closed with 1008 and tor's connection with it; its place is free.
+	if code := closedWith(t, silent); code != ws.ClosePolicy {
+		t.Errorf("a silent proxy closed with %d, want 1008", code)
+	}
+	c.SetReadDeadline(time.Now().Add(waitLong))
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Errorf("tor's connection still open (read %d bytes)", n)
+	}
+	waitCount(t, client, "a paired proxy relayed nothing from the bridge within 500ms (-proxy-answer-wait)", 1)
+	dialProxy(t, proxies, false)
+	waitCount(t, client, "a proxy came (3 waiting)", 1)
+
+	// A proxy that answered is not bound, however long the tunnel then stays idle: here longer
+	// than it takes to close the next silent one.
+	c, code = socks5(t, socks, flashTarget, "")
+	if code != 0 {
+		t.Fatalf("SOCKS reply %d", code)
+	}
+	answering.Write([]byte("answer"))
+	readExactly(t, c, []byte("answer"))
+	if _, code := socks5(t, socks, flashTarget, ""); code != 0 { // paired with the silent other
+		t.Fatalf("SOCKS reply %d", code)
+	}
+	waitCount(t, client, "a paired proxy relayed nothing from the bridge within 500ms (-proxy-answer-wait)", 2)
+	answering.Write([]byte("still paired"))
+	readExactly(t, c, []byte("still paired"))
+}
+
+// TestFlashProxyConnLimit floods the proxy port with 5,000 sockets that send nothing while the
+// client may open 1,024 descriptors: -max-proxy-conns (default 256) leaves tor's SOCKS request
+// the descriptors it needs, and it is paired with the proxy that waited before the flood.
+func TestFlashProxyConnLimit(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("prlimit and /proc are Linux's")
+	}
+	client, socks, proxies := flashClient(t)
+	if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(client.cmd.Process.Pid), "--nofile=1024:1024").CombinedOutput(); err != nil {
+		t.Skipf("prlimit: %v %s", err, out)
+	}
+	pc := dialProxy(t, proxies, false)
+	pc.Write([]byte("through the flood"))
+	waitCount(t, client, "a proxy came (1 waiting)", 1)
+	start := time.Now()
+	flood := make(chan net.Conn, 5000)
+	for range cap(flood) {
+		go func() {
+			c, _ := net.DialTimeout("tcp", proxies, 5*time.Second) // beyond the kernel's backlog: nil
+			flood <- c
+		}()
+	}
+	opened := 0
+	for range cap(flood) {
+		if c := <-flood; c != nil {
+			opened++
+			defer c.Close()
+		}
+	}
+	fds := func() int { d, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", client.cmd.Process.Pid)); return len(d) }
+	for deadline := time.Now().Add(waitLong); fds() < 256; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the client holds %d descriptors", fds())
+		}
+	}
+	t.Logf("%d idle sockets of 5000 opened in %v; the client holds %d descriptors", opened, time.Since(start).Round(time.Millisecond), fds())
+	start = time.Now()
+	c, answer := socks5Send(t, socks, flashTarget, "")
+	if code := socks5Reply(t, c, answer); code != 0 {
+		t.Fatalf("SOCKS reply %d", code)
+	}
+	readExactly(t, c, []byte("through the flood"))
+	took := time.Since(start)
+	t.Logf("tor's request served in %v during the flood, %d descriptors", took.Round(time.Millisecond), fds())
+	if took > 5*time.Second { // the flood is cut after 10 s (handshake timeout)
+		t.Errorf("tor's request waited %v", took)
+	}
+	if strings.Contains(client.output(), "too many open files") {
+		t.Errorf("the client ran out of descriptors:\n%s", client.output())
+	}
+}
+
+// TestFlashProxyAbandoned checks that SOCKS requests that tor gave up on while they waited are
+// dropped, and the next proxy goes to the next live request.
+func TestFlashProxyAbandoned(t *testing.T) {
+	client, socks, proxies := flashClient(t)
+	for i := range 3 {
+		c, _ := socks5Send(t, socks, flashTarget, "")
+		waitCount(t, client, "a SOCKS request waits for a proxy", i+1)
+		c.Close()
+	}
+	waitCount(t, client, "tor closed the SOCKS connection while it waited for a proxy", 3)
+	for _, want := range []string{"first", "second"} {
+		dialProxy(t, proxies, false).Write([]byte(want))
+		c, code := socks5(t, socks, flashTarget, "")
+		if code != 0 {
+			t.Fatalf("SOCKS reply %d", code)
+		}
+		readExactly(t, c, []byte(want))
+	}
+}
+
+// TestFlashProxySocksWaitRace sends proxies that leave as they come (the request after the
+// WebSocket handshake, then a Close) around the time -socks-wait runs out: however the
+// expiry and an unusable proxy meet, tor's request gets its failure reply in time.
+func TestFlashProxySocksWaitRace(t *testing.T) {
+	_, socks, proxies := flashClient(t, "-socks-wait", "100ms", "-max-waiting-proxies", "1000",
+		"-max-proxies-per-address", "1000", "-log-level", "info")
+	leaving := []byte("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" +
+		"\x88\x80\x00\x00\x00\x00") // Close, masked with a zero key
+	for round := range 5 {
+		start, came := time.Now(), atomic.Int64{}
+		c, answer := socks5Send(t, socks, flashTarget, "")
+		burst := time.Now().Add(400 * time.Millisecond)
+		done := make(chan struct{})
+		for range 20 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				for time.Now().Before(burst) {
+					if pc, err := net.Dial("tcp", proxies); err == nil {
+						came.Add(1)
+						pc.Write(leaving)
+						defer pc.Close()
+					}
+				}
+			}()
+		}
+		for range 20 {
+			<-done
+		}
+		if code := socks5Reply(t, c, answer); code != 6 || time.Since(start) > 3*time.Second {
+			t.Fatalf("round %d: SOCKS reply %d after %v, want 6 once the leaving proxies stop", round, code, time.Since(start))
+		}
+		t.Logf("round %d: %d leaving proxies in 400 ms; the failure reply read %v after the request", round, came.Load(), time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// TestFlashProxyRegisterRedirect checks that a registration carries nothing but what the
+// facilitator needs, and that a redirect is not followed but logged as a warning.
+func TestFlashProxyRegisterRedirect(t *testing.T) {
+	elsewhere := make(chan string, 16)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere <- r.Method
+	}))
+	defer other.Close()
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusFound} {
+		headers := make(chan http.Header, 16)
+		fac := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			r.Header.Set("Body", string(b))
+			headers <- r.Header
+			http.Redirect(w, r, other.URL+"/register", status)
+		}))
+		defer fac.Close()
+		client, _, proxies := flashClient(t, "-register", fac.URL+"/register")
+		var h http.Header
+		select {
+		case h = <-headers:
+		case <-time.After(waitLong):
+			t.Fatal("no registration")
+		}
+		_, port, _ := net.SplitHostPort(proxies)
+		if b := h.Get("Body"); b != "client=%3A"+port+"&client-transport=websocket" {
+			t.Errorf("body %q", b)
+		}
+		h.Del("Body")
+		for k := range h {
+			if k != "Content-Type" && k != "Content-Length" && k != "Connection" { // close: one request a connection
+				t.Errorf("header %s: %q", k, h.Get(k))
+			}
+		}
+		waitCount(t, client, fmt.Sprintf("[warning] registering with the facilitator: %d", status), 1)
+		select {
+		case m := <-elsewhere:
+			t.Errorf("a %d was followed: %s to the other host", status, m)
+		default:
 		}
 	}
 }

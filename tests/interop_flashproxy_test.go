@@ -25,8 +25,8 @@ import (
 // TestInteropFlashProxy bootstraps a tor client to 100 % through Chromium running the proxy page
 // and fetches the test file intact: with client= and relay= in the page's address (loaded from
 // file://, binary), the same with ratelimit=, and with the page polling a facilitator to which
-// websocket-client registered with -register (served over HTTP, in an iframe of another page,
-// base64).
+// websocket-client registered with -register (served over HTTP, in an iframe of another page
+// that requires the visitor's consent with optin=1, base64).
 func TestInteropFlashProxy(t *testing.T) {
 	if !torInNetns(t) {
 		return
@@ -78,9 +78,22 @@ func TestInteropFlashProxy(t *testing.T) {
 		hs := &http.Server{Handler: mux}
 		go hs.Serve(static)
 		t.Cleanup(func() { hs.Close() })
-		page := fmt.Sprintf("http://%s/embed.html?facilitator=%s&base64&debug", static.Addr(),
+		// The embedding site requires consent (optin=1): the visitor switches the proxy on.
+		page := fmt.Sprintf("http://%s/embed.html?facilitator=%s&base64&debug&optin=1", static.Addr(),
 			url.QueryEscape(fac.url+"/"))
 		session := cdp.open(t, page)
+		consent := `(function (f) { var s = f && f.contentDocument && f.contentDocument.getElementById("switch");
+			if (!s || f.contentDocument.body.getAttribute("data-state") !== "off") return false;
+			s.click(); return true; })(document.querySelector("iframe"))`
+		var switched bool
+		for deadline := time.Now().Add(interopTimeout); !switched && time.Now().Before(deadline); {
+			if cdp.eval(t, session, consent, &switched); !switched {
+				time.Sleep(100 * time.Millisecond) // polling the page until it is loaded, with a deadline
+			}
+		}
+		if !switched {
+			t.Fatal("the embedded page never showed its switch, off")
+		}
 		proxyPort := torFreePort(t)
 		flashTorClient(t, tn, cdp, session, "document.querySelector('iframe').contentDocument", "facilitator",
 			fmt.Sprintf("-flashproxy-listen 127.0.0.1:%d -register %s/register", proxyPort, fac.url))

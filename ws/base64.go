@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"sync"
 )
 
@@ -23,8 +24,7 @@ type decoder struct {
 var errBase64 = errors.New("invalid base64 in text message")
 
 // strict rejects padding anywhere but at the end, and unused bits that are
-// not zero. Like every encoding/base64 decoder it skips '\r' and '\n',
-// which decodeStrict refuses first.
+// not zero; decodeStrict refuses the '\r' and '\n' that strict skips.
 var strict = base64.StdEncoding.Strict()
 
 // The codec below takes 12 bits at a time through a table: two characters
@@ -46,10 +46,7 @@ var (
 	decPairs = sync.OnceValue(func() *[1 << 16]uint16 { // two characters → their 12 bits, or 0xFFFF
 		var val [256]uint16
 		for i := range val {
-			val[i] = 0xFFFF
-		}
-		for i := 0; i < 64; i++ {
-			val[b64Alphabet[i]] = uint16(i)
+			val[i] = uint16(strings.IndexByte(b64Alphabet, byte(i))) // 0xFFFF (-1) when not in it
 		}
 		t := new([1 << 16]uint16)
 		for i := range t {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand"
+	"strings"
 	"testing"
 )
 
@@ -274,3 +275,28 @@ func BenchmarkCodec(b *testing.B) {
 		}
 	}
 }
+
+// Padding that ends exactly where a Read's buffer is full, with more groups after it in the
+// same frame, is data after the padding: 1007, whatever the Read sizes.
+func TestBase64PaddingAtReadBoundary(t *testing.T) {
+	for _, size := range []int{8, 9, 64, 32 << 10} {
+		// "QUJD" is "ABC", "QQ==" is "A", padded, its "=" the last character that a Read of
+		// size bytes decodes into the caller's buffer.
+		text := strings.Repeat("QUJD", size/3-1) + "QQ==" + "QUJDQUJD"
+		c := newConn(&fakeConn{r: bytes.NewReader(textFrames([]byte(text), nil)), w: io.Discard}, false, true, 0, nil)
+		_, err := io.ReadAll(struct{ io.Reader }{readerOf(c, size)})
+		var ce *CloseError
+		if !errors.As(err, &ce) || ce.Code != CloseInvalidData {
+			t.Errorf("Reads of %d bytes: %v, want a close 1007", size, err)
+		}
+	}
+}
+
+// readerOf reads c in Reads of size bytes.
+func readerOf(c *Conn, size int) io.Reader {
+	return readerFunc(func(p []byte) (int, error) { return c.Read(p[:min(len(p), size)]) })
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }

@@ -14,11 +14,7 @@ import (
 func (c *Conn) CloseWrite() error {
 	c.wlock <- struct{}{}
 	defer c.unlock()
-	if c.werr == errWriteClosed {
-		c.closeIfDone()
-		return nil
-	}
-	return c.writeControl(opClose, closePayload(CloseNormal, ""))
+	return c.writeClose(closePayload(CloseNormal, ""))
 }
 
 // closeIfDone closes TCP on the server once both Close frames were sent
@@ -51,8 +47,9 @@ func (c *Conn) CloseWithError(err error) error {
 // TCP connection. Data still arriving is discarded. When reading ended
 // without the peer's Close (a failure), it first half-closes TCP and
 // discards data until EOF within the same bound, so that the peer reads
-// our Close rather than a reset. It does not block on a concurrent Read:
-// that Read returns an error instead. Later calls return net.ErrClosed.
+// our Close before the reset that ends every connection whose closing
+// handshake did not complete (see closeConn). A concurrent Read returns an
+// error by the same bound. Later calls return net.ErrClosed.
 func (c *Conn) CloseWithStatus(code int, reason string) error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() { err = c.closeHandshake(code, reason) })
@@ -64,22 +61,13 @@ func (c *Conn) closeHandshake(code int, reason string) error {
 		code = CloseNormal
 	}
 	deadline := time.Now().Add(c.wait)
-	c.conn.SetWriteDeadline(deadline) // a Write stuck in the middle of a message fails
+	c.setWriteDeadline(closeDeadline, deadline) // a Write stuck in the middle of a message fails
 	c.wlock <- struct{}{}
-	c.writeControl(opClose, closePayload(code, reason))
+	c.writeClose(closePayload(code, reason))
 	c.unlock()
-	if !c.rmu.TryLock() { // a Read is running: it sees the Close or fails when we close
-		t := time.NewTimer(time.Until(deadline))
-		defer t.Stop()
-		select {
-		case <-c.readEnd: // that Read returns now: its writes end by the deadline
-			c.rmu.Lock()
-		case <-t.C:
-			return c.closeConn()
-		}
-	}
+	c.conn.SetReadDeadline(deadline) // a Read in progress returns by then
+	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	c.conn.SetReadDeadline(deadline)
 	var sink [512]byte
 	for { // read until the peer's Close
 		if _, err := c.read(sink[:]); err != nil {
@@ -91,15 +79,15 @@ func (c *Conn) closeHandshake(code int, reason string) error {
 }
 
 // linger, rmu held, is the half-close and discard of CloseWithStatus, up to
-// lingerMax bytes (a reset makes browsers report 1006, not our status). A
-// *net.TCPConn sends a FIN; a *tls.Conn's CloseWrite sends only a
-// close_notify alert, which a TLS peer reads as the end of data. After the
-// peer's Close the client waits the same way for the server to close TCP.
+// lingerMax bytes. A *net.TCPConn sends a FIN; a *tls.Conn's CloseWrite
+// sends only a close_notify alert, which a TLS peer reads as the end of
+// data. After the peer's Close the client waits the same way for the
+// server to close TCP.
 func (c *Conn) linger(sink []byte) {
 	switch cw, ok := c.conn.(interface{ CloseWrite() error }); {
-	case !c.peerClosed.Load() && ok:
+	case !c.peerClosed.Load() && ok && c.closeSent.Load():
 		cw.CloseWrite()
-	case !c.peerClosed.Load() || !c.client: // no half-close; or the server, done
+	case !c.peerClosed.Load() || !c.client: // no half-close, or no Close to read; or the server, done
 		return
 	}
 	for n := 0; n < lingerMax; {
@@ -111,7 +99,18 @@ func (c *Conn) linger(sink []byte) {
 	}
 }
 
+// closeConn closes the TCP connection: orderly once both Close frames have
+// passed, else with a reset (SO_LINGER 0, where the conn or the one under
+// TLS has SetLinger), so that neither a peer that stopped reading nor a torn
+// frame can pass for a clean end, and the kernel frees the buffers at once.
 func (c *Conn) closeConn() error {
+	conn := c.conn
+	if t, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		conn = t.NetConn()
+	}
+	if l, ok := conn.(interface{ SetLinger(int) error }); ok && !(c.closeSent.Load() && c.peerClosed.Load()) {
+		l.SetLinger(0)
+	}
 	if err := c.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		return err
 	}

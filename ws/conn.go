@@ -76,20 +76,32 @@ type Conn struct {
 	msgFrms int64 // frames of the open message so far; 0: no message is open
 	dec     decoder
 	rerr    error // sticky: io.EOF, *CloseError or the conn's error
-	readEnd chan struct{}
-	endOnce sync.Once
 
 	// Writer state. wlock is a semaphore held for whole frames (a channel,
 	// so that Read's control replies can wait for it with a bound); werr is
-	// guarded by it.
+	// guarded by it. pong is the Pong that Read left for the writer to send
+	// between two frames (see reply).
 	wlock chan struct{}
-	werr  error                     // sticky: errWriteClosed after our Close, or a write error
-	wdl   atomic.Pointer[time.Time] // the caller's write deadline
+	werr  error // sticky: errWriteClosed after our Close, or a write error
+	pong  atomic.Pointer[[]byte]
 
-	closeSent  atomic.Bool // our Close frame was sent, or writing failed
+	// The conn's write deadline has three owners: the caller, a reply of
+	// Read's while it writes, and Close, which no later call may undo. dmu
+	// guards them and the conn's deadline, always the earliest of the three.
+	dmu       sync.Mutex
+	deadlines [3]time.Time // indexed by userDeadline, replyDeadline, closeDeadline
+
+	closeSent  atomic.Bool // our Close frame was sent whole
 	peerClosed atomic.Bool // the peer's Close frame was received
 	closeOnce  sync.Once
 }
+
+// The owners of the write deadline, see Conn.deadlines.
+const (
+	userDeadline = iota
+	replyDeadline
+	closeDeadline
+)
 
 // newConn reads ahead through a buffer of a data frame's usual header (16-bit
 // length; masked when we are the server) and 192 payload bytes, so that the
@@ -105,7 +117,7 @@ func newConn(conn net.Conn, client, b64 bool, maxMsg int, pre []byte) *Conn {
 		ahead += 4
 	}
 	return &Conn{conn: conn, client: client, b64: b64, maxMsg: int64(maxMsg),
-		wait: defaultCloseTimeout, readEnd: make(chan struct{}), wlock: make(chan struct{}, 1),
+		wait: defaultCloseTimeout, wlock: make(chan struct{}, 1),
 		br: bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pre), conn), ahead)}
 }
 
@@ -127,18 +139,24 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	return c.conn.SetReadDeadline(t)
 }
 
-// SetWriteDeadline sets the write deadline of the underlying connection. A
-// write that times out ends writing, as any write error does. Read's
-// control replies set their own bound for their write and restore t after.
+// SetWriteDeadline sets the write deadline. A write that times out ends
+// writing, as any write error does. Read's replies and Close bound their
+// own writes without undoing t.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.wdl.Store(&t)
-	return c.conn.SetWriteDeadline(t)
+	return c.setWriteDeadline(userDeadline, t)
 }
 
-// writeDeadline is the caller's write deadline.
-func (c *Conn) writeDeadline() time.Time {
-	if t := c.wdl.Load(); t != nil {
-		return *t
+// setWriteDeadline sets owner's write deadline (zero: none) and gives the
+// conn the earliest of all owners'.
+func (c *Conn) setWriteDeadline(owner int, t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.deadlines[owner] = t
+	var earliest time.Time
+	for _, d := range c.deadlines {
+		if !d.IsZero() && (earliest.IsZero() || d.Before(earliest)) {
+			earliest = d
+		}
 	}
-	return time.Time{}
+	return c.conn.SetWriteDeadline(earliest)
 }

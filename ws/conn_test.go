@@ -183,7 +183,7 @@ func TestCloseWithBlockedRead(t *testing.T) {
 	client, _ := pair(t, nil, nil) // the server never reads
 	readErr := make(chan error, 1)
 	go func() { _, err := client.Read(make([]byte, 10)); readErr <- err }()
-	time.Sleep(50 * time.Millisecond)
+	readRunning(t, client)
 	if err := client.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -303,7 +303,7 @@ func TestFailureCloseNoReset(t *testing.T) {
 				closed := make(chan error, 1)
 				go func() {
 					if tc.closeFirst {
-						go func() { time.Sleep(20 * time.Millisecond); closed <- server.Close() }()
+						go func() { readRunning(t, server); closed <- server.Close() }()
 					}
 					io.Copy(io.Discard, server)
 					if !tc.closeFirst {

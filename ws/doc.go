@@ -16,16 +16,24 @@
 //     connection with status 1002. Lengths that are not minimal are
 //     accepted: the RFC binds senders.
 //   - Masking (section 5.3) with a fresh key from crypto/rand per frame.
-//   - Ping is answered by one Pong with the same payload; Pong is ignored
-//     (section 5.5).
+//   - Ping is answered by one Pong with the same payload, the latest Ping's
+//     when several wait (section 5.5.3); Pong is ignored. During a Write
+//     the Pong goes out after the frame being written, so that a peer that
+//     reads slowly gets it too.
 //   - The closing handshake (sections 5.5.1, 7): Close payloads are
 //     checked (1002; a reason that is not UTF-8: 1007). A Close with status
 //     1000 or none is the peer's end of stream, like a TCP FIN, and our answer
 //     waits for CloseWrite or Close, but at most CloseTimeout: section
 //     5.5.1 asks for it as soon as practical, and the peer may stop reading
-//     once it has closed. Any other status is echoed at once. A failed
-//     connection is closed with a lingering close (see CloseWithStatus), so
-//     that a reset cannot destroy our Close before the peer reads it.
+//     once it has closed. Any other status is echoed at once. WebSocket has
+//     no half-close: after a Close either way, both directions end within
+//     CloseTimeout. TCP is closed in order only once both Close frames have
+//     passed; any other end (a violation, a Close unanswered in time, a
+//     write error that tore a frame) is a reset, so that the peer cannot
+//     take a cut for a clean end and the kernel frees the connection's
+//     buffers at once. A failed connection is first closed with a lingering
+//     close (see CloseWithStatus), so that the reset cannot destroy our
+//     Close before the peer reads it.
 //   - The "base64" subprotocol of the WebSocket pluggable transport
 //     proposal (flashproxy doc/websocket-transport.txt): when negotiated,
 //     each Write is one text message of standard base64, padded at its end
@@ -70,7 +78,10 @@
 // from any goroutine at any time. Frames are written whole under one lock,
 // so a Pong or a Close may come between two frames of one message; the
 // writes Read makes (a Pong, a Close) never hold it up for longer than
-// CloseTimeout. A write error, timeouts included, ends writing for good.
+// CloseTimeout. The write deadline has three owners, each setting its own:
+// the caller (SetWriteDeadline), Read while it writes a reply, and Close;
+// the conn gets the earliest, so none undoes another's. A write error,
+// timeouts included, ends writing for good.
 //
 // # The closing handshake
 //
@@ -91,5 +102,6 @@
 //	                                                closed
 //	peer closed      CloseWrite or CloseTimeout     the answer; server:    io.EOF          error
 //	                                                TCP closed
-//	any              write error or timeout         nothing more           (unchanged)     that error
+//	any              write error or timeout         nothing more; reset    (unchanged)     that error
+//	                                                at Close
 package ws

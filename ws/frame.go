@@ -68,24 +68,21 @@ func putHeader(b []byte, op byte, fin bool, n int, masked bool) int {
 	if fin {
 		b[0] |= 0x80
 	}
-	var m byte
-	if masked {
-		m = 0x80
-	}
 	h := 2
 	switch {
 	case n <= 125:
-		b[1] = m | byte(n)
+		b[1] = byte(n)
 	case n <= 0xFFFF:
-		b[1] = m | 126
+		b[1] = 126
 		binary.BigEndian.PutUint16(b[2:], uint16(n))
 		h = 4
 	default:
-		b[1] = m | 127
+		b[1] = 127
 		binary.BigEndian.PutUint64(b[2:], uint64(n))
 		h = 10
 	}
 	if masked {
+		b[1] |= 0x80
 		h += 4
 	}
 	return h

@@ -86,6 +86,8 @@ func same(a, b string) bool { return a == b }
 // checkRequest validates an opening handshake (section 4.2.1) and returns
 // the HTTP status and message of a refusal, or 0.
 func checkRequest(r *http.Request) (int, string) {
+	k, err := base64.StdEncoding.DecodeString(r.Header.Get("Sec-WebSocket-Key"))
+	v := r.Header.Values("Sec-WebSocket-Version")
 	switch {
 	case r.Method != http.MethodGet:
 		return http.StatusMethodNotAllowed, "method not allowed"
@@ -95,19 +97,15 @@ func checkRequest(r *http.Request) (int, string) {
 		return http.StatusBadRequest, "missing Upgrade: websocket"
 	case !hasToken(r.Header, "Connection", "upgrade", strings.EqualFold):
 		return http.StatusBadRequest, "missing Connection: Upgrade"
-	}
-	k, err := base64.StdEncoding.DecodeString(r.Header.Get("Sec-WebSocket-Key"))
-	if len(r.Header.Values("Sec-WebSocket-Key")) != 1 || err != nil || len(k) != 16 {
+	case len(r.Header.Values("Sec-WebSocket-Key")) != 1 || err != nil || len(k) != 16:
 		return http.StatusBadRequest, "bad Sec-WebSocket-Key"
-	}
 	// RFC 6455 is version 13; the drafts hybi-07 to hybi-12 (versions 7
 	// and 8) differ only in this number, and the transport proposal
 	// permits them.
-	switch v := r.Header.Values("Sec-WebSocket-Version"); {
-	case len(v) == 1 && (v[0] == "13" || v[0] == "8" || v[0] == "7"):
-		return 0, ""
+	case len(v) != 1 || v[0] != "13" && v[0] != "8" && v[0] != "7":
+		return http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version"
 	}
-	return http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version"
+	return 0, ""
 }
 
 // IsUpgrade reports whether Upgrade would accept r, so that a server can

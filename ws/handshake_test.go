@@ -261,7 +261,8 @@ func fakeServer(t *testing.T, answer func(key string) string) (addr string, requ
 				requests <- r
 				io.WriteString(c, answer(r.Header.Get("Sec-WebSocket-Key")))
 			}
-			time.Sleep(50 * time.Millisecond)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			io.Copy(io.Discard, c) // until the client has read the answer and closed
 			c.Close()
 		}
 	}()

@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -62,13 +63,8 @@ func (c *Conn) readErr(err error) error {
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
-	c.setReadErr(err)
-	return err
-}
-
-func (c *Conn) setReadErr(err error) {
 	c.rerr = err
-	c.endOnce.Do(func() { close(c.readEnd) })
+	return err
 }
 
 // readPayload reads data payload of the current frame into p, unmasked.
@@ -232,7 +228,7 @@ func (c *Conn) nextFrame() error {
 func (c *Conn) control(op byte, payload []byte) error {
 	switch op {
 	case opPing:
-		c.reply(opPong, payload) // a failed write shows up in Write
+		c.reply(opPong, payload)
 		return nil
 	case opPong:
 		return nil // unsolicited or not, nothing to do
@@ -254,16 +250,16 @@ func (c *Conn) control(op byte, payload []byte) error {
 	if code == CloseNormal || code == CloseNoStatus {
 		// A clean Close ends the peer's direction, like a TCP FIN. Our
 		// answer waits for CloseWrite or Close, at most c.wait (doc.go).
-		c.setReadErr(io.EOF)
+		c.rerr = io.EOF
 		time.AfterFunc(c.wait, func() {
-			if !c.closeSent.Load() && c.reply(opClose, closePayload(CloseNormal, "")) != nil {
-				c.conn.Close() // the peer is not reading: nothing more can reach it
+			if c.reply(opClose, closePayload(CloseNormal, "")) != nil {
+				c.closeConn() // the peer is not reading: nothing more can reach it
 			}
 		})
 		c.closeIfDone()
 		return io.EOF
 	}
-	c.setReadErr(&CloseError{Code: code, Reason: reason})
+	c.rerr = &CloseError{Code: code, Reason: reason}
 	c.reply(opClose, closePayload(code, "")) // the peer is failing: echo its status at once
 	return c.rerr
 }
@@ -272,33 +268,46 @@ func (c *Conn) control(op byte, payload []byte) error {
 func (c *Conn) fail(code int, reason string) error {
 	err := &CloseError{Code: code, Reason: reason}
 	c.reply(opClose, closePayload(code, reason))
-	c.setReadErr(err)
+	c.rerr = err
 	return err
 }
 
 // reply writes a control frame for Read: a Pong, or a Close that echoes the
-// peer's or fails the connection. The wait for the writer's lock and the
-// write itself share one bound, the close timeout, so that a Write stalled
-// by a peer that does not read cannot stop Read. A Close first sets the
-// write deadline to that bound, so that such a Write fails and lets it
-// through (writing ends with the Close anyway); a Pong that cannot get the
-// lock in time is dropped, and a reply whose write times out ends writing.
+// peer's, answers it, or fails the connection. Neither holds Read up for
+// longer than the close timeout, so that a Write stalled by a peer that
+// does not read cannot stop Read. A Pong is left for the writer, who sends
+// it after the frame it is writing (so a slow reader gets it too), or, if
+// none is writing, sent here within that bound. A Close first sets the write
+// deadline to that bound, so that a stalled Write fails and lets it through
+// (writing ends with the Close anyway); it is not sent if the lock cannot
+// be had by then. A reply whose write times out ends writing.
 func (c *Conn) reply(op byte, payload []byte) error {
 	deadline := time.Now().Add(c.wait)
-	if op == opClose {
-		c.conn.SetWriteDeadline(deadline)
+	if op == opPong {
+		p := bytes.Clone(payload) // payload is in br, which the next read reuses
+		c.pong.Store(&p)
+		select {
+		case c.wlock <- struct{}{}:
+		default:
+			return nil // the writer sends it
+		}
+		var err error
+		if p := c.pong.Swap(nil); p != nil { // else a writer took the lock first and sent it
+			c.setWriteDeadline(replyDeadline, deadline)
+			err = c.writeData(opPong, *p, nil)
+			c.setWriteDeadline(replyDeadline, time.Time{})
+		}
+		c.unlock()
+		return err
 	}
+	c.setWriteDeadline(closeDeadline, deadline)
 	t := time.NewTimer(c.wait)
 	defer t.Stop()
 	select {
 	case c.wlock <- struct{}{}:
 	case <-t.C:
-		return errReplyDropped
+		return errors.New("websocket: Close not sent: the writer is stalled")
 	}
 	defer c.unlock()
-	if op == opPong && c.werr == nil {
-		c.conn.SetWriteDeadline(deadline)
-		defer c.conn.SetWriteDeadline(c.writeDeadline())
-	}
-	return c.writeControl(op, payload)
+	return c.writeClose(payload)
 }

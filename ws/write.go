@@ -8,10 +8,7 @@ import (
 	"strings"
 )
 
-var (
-	errWriteClosed  = errors.New("websocket: write after Close was sent")
-	errReplyDropped = errors.New("websocket: control reply dropped: the writer is stalled")
-)
+var errWriteClosed = errors.New("websocket: write after Close was sent")
 
 // Write sends p as one data message: binary, or base64 text when that
 // subprotocol was negotiated, in frames of at most 32 KiB of data (32,769
@@ -41,35 +38,50 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *Conn) unlock() { <-c.wlock }
+// unlock releases the writer's lock, first sending the Pong that Read left
+// (see reply). A Pong left after that send and before the release is seen
+// after it: then whoever holds the lock next sends it.
+func (c *Conn) unlock() {
+	for {
+		if p := c.pong.Swap(nil); p != nil {
+			c.writeData(opPong, *p, nil) // an error shows in the next Write
+		}
+		<-c.wlock
+		if c.pong.Load() == nil {
+			return
+		}
+		select {
+		case c.wlock <- struct{}{}:
+		default:
+			return
+		}
+	}
+}
 
-// writeData sends one data frame (see writeFrame), wlock held. Any error
-// ends writing: a frame cut short cannot be followed by another.
+// writeData sends one data frame (see writeFrame), or a Pong, wlock held.
+// Any error ends writing: a frame cut short cannot be followed by another,
+// and the connection will be reset (see closeConn).
 func (c *Conn) writeData(op byte, payload []byte, buf *frameBuf) error {
 	if c.werr != nil {
 		return c.werr
 	}
-	if err := c.writeFrame(op, payload, buf); err != nil {
-		c.werr = err
-		c.closeSent.Store(true) // no Close can follow
-	}
+	c.werr = c.writeFrame(op, payload, buf)
 	return c.werr
 }
 
-// writeControl sends a Pong, or our Close, wlock held. A Close ends
-// writing, and on the server closes TCP if the peer's Close came first.
-func (c *Conn) writeControl(op byte, payload []byte) error {
-	if c.werr != nil {
-		return c.werr
+// writeClose sends our Close, wlock held, unless one was sent already, and
+// ends writing; on the server it closes TCP if the peer's Close came first.
+func (c *Conn) writeClose(payload []byte) error {
+	if c.werr == errWriteClosed {
+		return nil
 	}
-	if op != opClose {
-		return c.writeData(op, payload, nil)
+	if err := c.writeData(opClose, payload, nil); err != nil {
+		return err
 	}
-	err := c.writeFrame(opClose, payload, nil)
 	c.werr = errWriteClosed
 	c.closeSent.Store(true)
 	c.closeIfDone()
-	return err
+	return nil
 }
 
 // closePayload is a Close frame's payload: empty for CloseNoStatus, else
