@@ -45,11 +45,13 @@ demo: build
 test:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	GOOS=windows $(GO) vet ./...   # the files built for Windows alone, too
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run Allocs ./ws   # allocation counts: without the race detector
 
-# Tests against real peers (tor, Chromium, nginx, HAProxy, node ws, websockify), installed first
-# by tests/install-deps.sh. Root: they run in a network namespace of their own with only a
+# Tests against real peers (tor, Chromium, nginx, HAProxy, node ws, websockify), and of the
+# Windows builds under wine (tests/interop_wine_test.go), installed first by
+# tests/install-deps.sh. Root: they run in a network namespace of their own with only a
 # loopback interface. First, the systemd unit and AppArmor rule that doc/ ships are checked
 # (tests/verify-configs.sh); after the tests, tests/debian-package.sh builds the Debian package of
 # doc/PACKAGING.md offline and checks it (one more test). Ends with one line

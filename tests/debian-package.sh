@@ -1,35 +1,34 @@
 #!/usr/bin/env bash
 # Builds the Debian package from the recipe in doc/PACKAGING.md, offline, and checks it: the
 # .deb holds websocket-client, websocket-server and both man pages at the Makefile's VERSION,
-# and lintian reports no error. Run as root ("make interop" runs it): it installs dh-golang,
-# golang-any (from bookworm-backports when the release's is older than 1.22) and lintian, then
-# builds in a network namespace with loopback only, so nothing can be downloaded.
+# the browser proxy page and the operator's examples, Static-Built-Using names Go, and lintian
+# reports no error. Run as root ("make interop" runs it): it installs the tools with the page's
+# own commands (golang-any and dh-golang from bookworm-backports there), then builds in a
+# network namespace with loopback only, so nothing can be downloaded.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 pkg=websocket-pt
 version=$(sed -n 's/^VERSION *?= *//p' "$src/Makefile")
 export DEBIAN_FRONTEND=noninteractive
 
-# 1. Tools, from Debian's packages only.
-need="dh-golang golang-any lintian debhelper dpkg-dev build-essential"
+# 1. Tools, from Debian's packages only: on bookworm, doc/PACKAGING.md's commands ("The
+#    tools") run as written, answering yes, when a tool is missing or Go is older than 1.22.
+need="dh-golang golang-any lintian debhelper devscripts dpkg-dev build-essential"
 missing=$(for p in $need; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
-if [ -n "$missing" ]; then apt-get update -qq; fi
-candidate=$(apt-cache policy golang-any | sed -n 's/^ *Candidate: //p')
-backports=()
-if ! dpkg --compare-versions "$candidate" ge '2:1.22~'; then
-	codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
-	list=/etc/apt/sources.list.d/$codename-backports.sources
-	if ! grep -rqs "$codename-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-		printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-			"$codename" >"$list"
-		apt-get update -qq
-	fi
-	backports=(-t "$codename-backports")
-	missing="$missing golang-any dh-golang" # dh-golang too: the backport knows newer Go
-fi
 installed=$(dpkg-query -W -f '${Version}' golang-any 2>/dev/null || true)
 if [ -n "$missing" ] || ! dpkg --compare-versions "${installed:-0}" ge '2:1.22~'; then
-	apt-get install -y -qq --no-install-recommends "${backports[@]}" $missing golang-any >/dev/null
+	if [ "$(. /etc/os-release && echo "$VERSION_CODENAME")" = bookworm ]; then
+		commands=$(awk '/^#### The tools/ { on = 1 } on && /^```sh/ { inblock = 1; next }
+			inblock && /^```/ { exit } inblock' "$src/doc/PACKAGING.md")
+		[ -n "$commands" ] || { echo "debian-package: no commands under \"The tools\" in doc/PACKAGING.md" >&2; exit 1; }
+		conf=$(mktemp)
+		echo 'APT::Get::Assume-Yes "true";' >"$conf"
+		APT_CONFIG=$conf bash -euo pipefail -c "$commands" >/dev/null
+		rm -f "$conf"
+	else
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends $need >/dev/null
+	fi
 fi
 
 # 2. The source tree, with debian/ from doc/PACKAGING.md.
@@ -37,7 +36,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 tree=$work/$pkg-$version
 mkdir -p "$tree"
-tar -C "$src" --exclude=./.git --exclude=./bin --exclude=./dist --exclude=node_modules -cf - . | tar -C "$tree" -xf -
+tar -C "$src" --exclude=./.git --exclude=./bin --exclude=./dist --exclude=node_modules --exclude=./tests/wine32 -cf - . | tar -C "$tree" -xf -
 # Each "#### `debian/NAME`" heading is followed by a fenced block: the file's text.
 awk -v dir="$tree" '
 	/^#### `debian\/[^`]*`/ { split($0, a, "`"); name = a[2]; next }
@@ -54,7 +53,7 @@ chmod +x "$tree/debian/rules"
 	echo " -- Debian Go Packaging Team <team+pkg-go@tracker.debian.org>  $(date -R -u -d @0)"
 } >"$tree/debian/changelog"
 sed -e 's/^/ /' -e 's/^ $/ ./' "$src/LICENSE" >>"$tree/debian/copyright"
-for f in control rules copyright changelog source/format $pkg.manpages; do
+for f in control rules copyright changelog source/format $pkg.manpages $pkg.install $pkg.examples; do
 	[ -s "$tree/debian/$f" ] || { echo "debian-package: debian/$f missing from doc/PACKAGING.md" >&2; exit 1; }
 done
 
@@ -91,12 +90,22 @@ for p in websocket-client websocket-server; do
 done
 [ -e "$work/root/usr/bin/client" ] || [ -e "$work/root/usr/bin/server" ] || [ -e "$work/root/usr/bin/demo" ] &&
 	fail "a program under its directory's name: $(ls "$work/root/usr/bin")"
-dpkg-deb -c "$deb" | awk '{print "  " $NF}' | grep -E 'bin/|man1/|doc/'
+# The browser proxy page (debian/*.install) and the operator's examples, as in the source.
+for f in proxy/proxy.html proxy/proxy.js; do
+	cmp -s "$src/$f" "$work/root/usr/share/websocket/$f" || fail "/usr/share/websocket/$f missing or not $f"
+done
+for f in nginx-websocket.conf websocket-server.service bridge-selftest.sh; do
+	cmp -s "$src/doc/$f" "$work/root/usr/share/doc/$pkg/examples/$f" || fail "example $f missing or changed"
+done
+# dh-golang >= 1.59 names the Go toolchain the programs were linked with there.
+dpkg-deb -f "$deb" Static-Built-Using | grep -q '^golang-1\.' ||
+	fail "Static-Built-Using does not name the Go toolchain: '$(dpkg-deb -f "$deb" Static-Built-Using)'"
+dpkg-deb -c "$deb" | awk '{print "  " $NF}' | grep -E 'bin/|man1/|doc/|share/websocket/'
 
 # 5. lintian: no error-level tag.
 lintian --fail-on error --display-info "$work"/${pkg}_"$version"-1_*.changes >"$work/lintian.log" 2>&1 || {
 	fail "lintian reports errors"
 }
 sed 's/^/  lintian: /' "$work/lintian.log"
-[ "$status" = 0 ] && echo "debian-package: $(basename "$deb") ok: both programs and man pages at $version, no lintian error"
+[ "$status" = 0 ] && echo "debian-package: $(basename "$deb") ok: both programs and man pages at $version, the proxy page, the examples, no lintian error"
 exit $status

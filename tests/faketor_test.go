@@ -54,8 +54,14 @@ var ownAddr = regexp.MustCompile(`listening on (?:127\.0\.0\.\d+|\[::1\]):\d+`)
 // name in any log line, and no address but its own listener's unless -unsafe-logging was given.
 func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, cmd: exec.Command(program(name), args...), done: make(chan struct{})}
-	for _, a := range args {
+	return startCommand(t, exec.Command(program(name), args...), env)
+}
+
+// startCommand is startProc for any command that runs one of the programs (under wine, say).
+func startCommand(t *testing.T, cmd *exec.Cmd, env []string) *proc {
+	t.Helper()
+	p := &proc{t: t, cmd: cmd, done: make(chan struct{})}
+	for _, a := range cmd.Args {
 		p.unsafe = p.unsafe || a == "-unsafe-logging"
 	}
 	p.cmd.Env = env
@@ -105,7 +111,7 @@ func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	select {
 	case <-ready:
 	case <-time.After(waitLong):
-		t.Fatalf("%s did not finish its setup", name)
+		t.Fatalf("%s did not finish its setup", cmd)
 	}
 	return p
 }

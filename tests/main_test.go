@@ -1,7 +1,7 @@
 // Package tests holds end-to-end tests of the two programs: against a fake tor
 // written here (always run), and against real third-party peers (tor,
-// Chromium, nginx, HAProxy, node ws, websockify) behind the "interop" build
-// tag, which "make interop" runs after tests/install-deps.sh.
+// Chromium, nginx, HAProxy, node ws, websockify; the Windows builds under
+// wine) behind the "interop" build tag, which "make interop" runs after tests/install-deps.sh.
 package tests
 
 import (

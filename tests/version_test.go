@@ -92,3 +92,35 @@ func writeModuleZip(t *testing.T, file, root, prefix string) {
 		t.Fatal(err)
 	}
 }
+
+// TestVetFlagsNewerStandardLibrary shows that "make test" keeps the code buildable with Go 1.22
+// without a Go 1.22 toolchain: go vet (run by "make test") has the stdversion analysis, which
+// flags a use of a standard-library symbol newer than go.mod's go line. Here, slices.Repeat
+// (Go 1.23) in a module that says go 1.22, as this one does.
+func TestVetFlagsNewerStandardLibrary(t *testing.T) {
+	gomod, err := os.ReadFile("../go.mod")
+	if err != nil || !regexp.MustCompile(`(?m)^go 1\.22$`).Match(gomod) {
+		t.Fatalf("go.mod has no \"go 1.22\" line (%v): the README promises Go 1.22", err)
+	}
+	makefile, err := os.ReadFile("../Makefile")
+	if err != nil || !regexp.MustCompile(`(?m)^test:(?:\n\t.*)*\n\t\$\(GO\) vet \./\.\.\.\n`).Match(makefile) {
+		t.Fatalf("the Makefile's test target does not run \"$(GO) vet ./...\" (%v)", err)
+	}
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"go.mod": "module example.com/newer\n\ngo 1.22\n",
+		"newer.go": "package newer\n\nimport \"slices\"\n\n" +
+			"// Twice is new in Go 1.23.\nvar Twice = slices.Repeat([]int{1}, 2)\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("go", "vet", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=", "GOPROXY=off")
+	out, err := cmd.CombinedOutput()
+	if want := "slices.Repeat requires go1.23 or later (module is go1.22)"; err == nil || !strings.Contains(string(out), want) {
+		t.Fatalf("go vet on a go 1.22 module that uses slices.Repeat: %v, %q; want a failure saying %q", err, out, want)
+	}
+}
