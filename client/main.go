@@ -62,7 +62,7 @@ func run() int {
 	arg("protocol", "offer the `base64` subprotocol")
 	proxy := fs.String("proxy", "", "outgoing proxy `URL`: socks5://, socks4a:// or http:// (standalone mode)")
 	c := &client{dialer: &pt.Dialer{Timeout: connectTimeout}}
-	fs.DurationVar(&c.stall, "stall-timeout", 2*time.Minute, "close a tunnel whose peer takes no data for this long (0: never)")
+	fs.DurationVar(&c.stall, "stall-timeout", 5*time.Minute, "close a tunnel whose peer takes no data for this long (0: never)")
 	fs.DurationVar(&c.relay.HalfClose, "half-close-timeout", time.Minute, "close a tunnel this long after one direction ended (0: never)")
 	fs.IntVar(&c.dialer.Buffer, "socket-buffer", pt.SocketBuffer, "kernel send and receive buffers of each WebSocket, in `bytes` (0: the system's)")
 	c.flash = &flash{c: c}

@@ -98,7 +98,7 @@ func main() { os.Exit(run()) }
 
 func run() int {
 	fs := flag.NewFlagSet("websocket-server", flag.ContinueOnError)
-	base := options{base64: true, maxConns: 1000, handshakeTimeout: 10 * time.Second, stallTimeout: 2 * time.Minute,
+	base := options{base64: true, maxConns: 1000, handshakeTimeout: 10 * time.Second, stallTimeout: 5 * time.Minute,
 		halfClose: time.Minute, socketBuffer: pt.SocketBuffer}
 	base.register(fs)
 	var listens []string
