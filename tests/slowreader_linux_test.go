@@ -18,9 +18,10 @@ import (
 //
 // Scaled: buffers of 8 KiB (-socket-buffer; tor's side 2 KiB), bounds of 4 s, 16 KiB/s. The
 // server sees a slow reader's progress when websocket-client reads the WebSocket again, after it
-// has written a whole chunk (up to 32 KiB) to tor's side: every 2 s here, every 32 s at 1 KiB/s
-// (64 s on loopback with the default buffers, whose window reopens a loopback MSS at a time).
-// With the system's autotuned buffers (-socket-buffer 0) the same reader is cut.
+// has written a whole chunk (up to 32 KiB) to tor's side, and its receive window has opened: about
+// every 2 s here. (At 1 KiB/s on loopback with the default buffers, whose windows open a 64 KiB
+// segment at a time, over 2 minutes apart: hence the 5-minute default bound.) With the system's
+// autotuned buffers (-socket-buffer 0) the same reader is cut.
 func TestSlowReaderThroughBothPrograms(t *testing.T) {
 	const (
 		stall  = 4 * time.Second
