@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -154,9 +155,8 @@ type afterReply struct {
 }
 
 func (a *afterReply) Write(p []byte) (int, error) {
-	if a.pre == nil && a.answered != nil {
+	if a.pre == nil {
 		a.answered()
-		a.answered = nil
 	}
 	n, err := a.Conn.Write(p)
 	if pre := a.pre; err == nil && pre != nil {
@@ -213,12 +213,7 @@ func (f *flash) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (f *flash) wait(p *proxy) {
 	defer close(p.done)
 	buf := make([]byte, f.maxPre+1)
-	n, err := 0, error(nil)
-	for err == nil && n <= f.maxPre {
-		var m int
-		m, err = p.conn.Read(buf[n:])
-		n += m
-	}
+	n, err := io.ReadFull(p.conn, buf)
 	p.pre = buf[:n]
 	queued, status := dequeue(f, &f.proxies, p), ws.CloseNormal
 	switch {
@@ -289,7 +284,7 @@ func (f *flash) pair(sc *pt.SocksConn) (*ws.Conn, error) {
 					p.conn.CloseWithStatus(ws.ClosePolicy, "")
 				}
 			})
-			sc.Conn = &afterReply{Conn: sc.Conn, pre: p.pre, answered: func() { dequeue(f, &f.silent, p) }}
+			sc.Conn = &afterReply{Conn: sc.Conn, pre: p.pre, answered: sync.OnceFunc(func() { dequeue(f, &f.silent, p) })}
 			f.c.log.Infof("paired a proxy (%d bytes it sent while waiting go to tor first)", len(p.pre))
 			return p.conn, nil
 		}

@@ -182,8 +182,7 @@ func (w debugWriter) Write(p []byte) (int, error) {
 // bare or bracketed, with or without port, falls inside one match.
 var addrToken = regexp.MustCompile(`\[?[0-9A-Fa-f.:]*[.:][0-9A-Fa-f.:]*(?:%[\w.~-]*)?(?:\](?::\d+)?)?`)
 
-// dottedQuad matches four dot-separated groups of 1-3 digits: an IPv4 address.
-var dottedQuad = regexp.MustCompile(`\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}`)
+var dottedQuad = regexp.MustCompile(`\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}`) // an IPv4 address
 
 // scrub replaces by "[scrubbed]" every addrToken holding a dotted quad (IPv4, also in IPv6),
 // "::" or seven colons (IPv6). It errs towards scrubbing: versions like 0.4.9.8 and colon

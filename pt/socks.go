@@ -36,7 +36,6 @@ type wire struct {
 	err error
 }
 
-// read returns the next n bytes.
 func (w *wire) read(n int) []byte {
 	b := make([]byte, n)
 	if w.err == nil {
@@ -53,7 +52,6 @@ func (w *wire) write(b ...byte) { // all of b in one Write
 	}
 }
 
-// failf records an error unless one is recorded already.
 func (w *wire) failf(format string, a ...any) {
 	if w.err == nil {
 		w.err = fmt.Errorf(format, a...)
@@ -188,17 +186,12 @@ func (c *SocksConn) untilNul(w *wire, max int, what string) (s []byte) {
 // domain refuses a requested name that cannot be a host: empty, or with a byte that is not
 // printable ASCII or is a bracket (which would make "host:port" ambiguous).
 func (c *SocksConn) domain(w *wire, name []byte) string {
-	ok := len(name) > 0
-	for _, b := range name {
-		ok = ok && b > ' ' && b < 0x7f && b != '[' && b != ']'
-	}
-	if !ok {
+	if !isWord.Match(name) || bytes.ContainsAny(name, "[]") {
 		c.refusef(w, socksGeneralFailure, "bad domain name") // not echoed: a name identifies a bridge
 	}
 	return string(name)
 }
 
-// refusef sends the failure reply with code and records the error.
 func (c *SocksConn) refusef(w *wire, code byte, format string, a ...any) {
 	w.write(c.replyFor(code)...)
 	w.failf(format, a...)

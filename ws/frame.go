@@ -24,6 +24,7 @@ const (
 	// at least 32 KiB, so a relay's 32 KiB write leaves in one frame.
 	maxBase64Data = 32769
 	maxFrameSend  = maxBase64Data / 3 * 4 // the longest payload we send
+	payloadAt     = 64                    // where a frameBuf's payload starts
 	randBatch     = 4096                  // random bytes fetched at once for masking keys
 )
 
@@ -32,8 +33,6 @@ const (
 // run at full speed, and the header just before it. Taken from framePool
 // per frame, never held while idle.
 type frameBuf [payloadAt + maxFrameSend]byte
-
-const payloadAt = 64
 
 var framePool = sync.Pool{New: func() any { return new(frameBuf) }}
 
