@@ -62,8 +62,9 @@ func run() int {
 	arg("protocol", "offer the `base64` subprotocol")
 	proxy := fs.String("proxy", "", "outgoing proxy `URL`: socks5://, socks4a:// or http:// (standalone mode)")
 	c := &client{dialer: &pt.Dialer{Timeout: connectTimeout}}
-	fs.DurationVar(&c.stall, "stall-timeout", 2*time.Minute, "close a tunnel whose peer takes no data for this long (0: never)")
+	fs.DurationVar(&c.stall, "stall-timeout", 5*time.Minute, "close a tunnel whose peer takes no data for this long (0: never)")
 	fs.DurationVar(&c.relay.HalfClose, "half-close-timeout", time.Minute, "close a tunnel this long after one direction ended (0: never)")
+	fs.IntVar(&c.dialer.Buffer, "socket-buffer", pt.SocketBuffer, "kernel send and receive buffers of each WebSocket, in `bytes` (0: the system's)")
 	c.flash = &flash{c: c}
 	c.flash.flags(fs)
 	managed := pt.Managed(os.Getenv)
@@ -89,7 +90,7 @@ func run() int {
 			return 1
 		}
 		*c.dialer = pt.Dialer{ProxyURL: info.ProxyURL, OutboundV4: info.OutboundV4,
-			OutboundV6: info.OutboundV6, Timeout: connectTimeout}
+			OutboundV6: info.OutboundV6, Timeout: connectTimeout, Buffer: c.dialer.Buffer}
 		if info.ProxyURL != nil {
 			out.ProxyDone()
 		}
@@ -113,7 +114,8 @@ func run() int {
 			ln, err = c.flash.start(*listen)
 			connect = c.flash.pair
 		} else {
-			ln, err = net.Listen("tcp", *listen)
+			lc := net.ListenConfig{Control: pt.Buffers(pt.LocalBuffer)} // SOCKS: tor's side
+			ln, err = lc.Listen(context.Background(), "tcp", *listen)
 		}
 		if err != nil {
 			out.CmethodError(name, err.Error())

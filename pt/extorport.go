@@ -69,7 +69,8 @@ func dialOr(info *ServerInfo, clientAddr, methodName string, timeout time.Durati
 }
 
 func dialTor(info *ServerInfo, addr *net.TCPAddr, timeout time.Duration) (*net.TCPConn, error) {
-	d := net.Dialer{Timeout: timeout, LocalAddr: bindAddr(addr.IP, info.OutboundV4, info.OutboundV6)}
+	d := net.Dialer{Timeout: timeout, LocalAddr: bindAddr(addr.IP, info.OutboundV4, info.OutboundV6),
+		Control: Buffers(LocalBuffer)}
 	conn, err := d.Dial("tcp", addr.String())
 	if err != nil {
 		return nil, fmt.Errorf("pt: connecting to tor: %w", err)

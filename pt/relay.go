@@ -2,6 +2,7 @@ package pt
 
 import (
 	"cmp"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,9 +35,10 @@ type RelayOptions struct {
 }
 
 // Relay copies a→b and b→a until both directions end. When one direction reaches EOF it
-// half-closes the destination (CloseWrite if it has one, else Close) and the other direction
-// goes on, for opt.HalfClose at most. An error in either direction closes both: a conn with a
-// CloseWithError method (a *ws.Conn) is closed with it, so that its peer learns of the failure.
+// half-closes the destination (CloseWrite) and the other direction goes on, for opt.HalfClose
+// at most. An error in either direction (a read error other than io.EOF, a write error, the
+// half-close bound) closes both: a conn with a CloseWithError method (a *ws.Conn) with it, so
+// that its peer learns of the failure, the others with Abort, so that theirs does too.
 // Returns bytes copied each way and the first error that is not io.EOF (an error caused by
 // Relay's own closing is not reported). Both connections are closed when Relay returns. Writes
 // are bounded by the conns themselves (see StallConn).
@@ -56,15 +58,12 @@ func Relay(a, b net.Conn, opt RelayOptions) (aToB, bToA int64, err error) {
 		*n, rerr = pump(dst, src, cmp.Or(count, new(atomic.Int64)))
 		mu.Lock()
 		defer mu.Unlock()
-		cw, canCloseWrite := dst.(interface{ CloseWrite() error })
-		switch {
-		case !errors.Is(rerr, io.EOF):
+		if !errors.Is(rerr, io.EOF) {
 			fail(rerr)
-		case canCloseWrite:
-			_ = cw.CloseWrite()
-		default:
-			_ = dst.Close()
-			closed = true
+		} else {
+			_, canCloseWrite := dst.(interface{ CloseWrite() error })
+			_ = CloseWrite(dst)
+			closed = closed || !canCloseWrite
 		}
 		if halfClosed == nil && opt.HalfClose > 0 && !closed {
 			halfClosed = time.AfterFunc(opt.HalfClose, func() {
@@ -93,12 +92,12 @@ func Relay(a, b net.Conn, opt RelayOptions) (aToB, bToA int64, err error) {
 }
 
 // closeAfter closes the conns after err: those with a CloseWithError method with it, after the
-// others, since it may wait for its peer's answer.
+// others (aborted), since it may wait for its peer's answer.
 func closeAfter(err error, conns ...net.Conn) {
 	type failer interface{ CloseWithError(error) error }
 	for _, c := range conns {
 		if _, ok := c.(failer); !ok {
-			_ = c.Close()
+			_ = Abort(c)
 		}
 	}
 	for _, c := range conns {
@@ -106,6 +105,27 @@ func closeAfter(err error, conns ...net.Conn) {
 			_ = f.CloseWithError(err)
 		}
 	}
+}
+
+// CloseWrite half-closes c if it can (a *net.TCPConn, a *ws.Conn, a StallConn over them), else
+// closes it.
+func CloseWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
+// Abort closes c abortively if it can (SO_LINGER 0, under TLS too), else closes it: the peer gets
+// a reset, not a clean end, and the kernel frees c's memory at once, whatever the peer does.
+func Abort(c net.Conn) error {
+	if t, ok := c.(*tls.Conn); ok {
+		c = t.NetConn() // no close_notify: that would say the stream ended cleanly
+	}
+	if l, ok := c.(interface{ SetLinger(sec int) error }); ok {
+		_ = l.SetLinger(0)
+	}
+	return c.Close()
 }
 
 // pump copies src to dst until an error (io.EOF at the end of src), writing every byte read

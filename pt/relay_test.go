@@ -9,6 +9,7 @@ import (
 	"io"
 	mrand "math/rand"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -437,7 +438,21 @@ func BenchmarkRelayIdle(b *testing.B) {
 			ends = append(ends, l, r)
 			dones = append(dones, startRelay(a, c))
 		}
-		time.Sleep(100 * time.Millisecond) // let every direction block in Read
+		// One byte each way through every tunnel: net.Pipe is unbuffered, so when it has
+		// arrived both directions have their buffers and are back in (or on their way to) Read.
+		one := make([]byte, 1)
+		for j := 0; j < len(ends); j += 2 {
+			for _, p := range [][2]net.Conn{{ends[j], ends[j+1]}, {ends[j+1], ends[j]}} {
+				p[0].SetDeadline(time.Now().Add(10 * time.Second))
+				p[1].SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := p[0].Write(one); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(p[1], one); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		perTunnel := float64(after.HeapInuse+after.StackInuse-before.HeapInuse-before.StackInuse) / tunnels
@@ -448,5 +463,71 @@ func BenchmarkRelayIdle(b *testing.B) {
 		for _, d := range dones {
 			received(b, d)
 		}
+	}
+}
+
+// readEnd reads c until an error, within 10 s, and returns that error (io.EOF for a clean end).
+func readEnd(t *testing.T, c net.Conn) error {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.Copy(io.Discard, c)
+	if err == nil {
+		return io.EOF
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("no end within 10 s")
+	}
+	return err
+}
+
+// TestRelayCutResets: when an error or a bound ends a tunnel, the TCP peers on both sides read a
+// reset, not the EOF of a clean end (which would pass truncated data for a whole stream); the
+// conns are aborted under a StallConn too.
+func TestRelayCutResets(t *testing.T) {
+	for _, cut := range []string{"peer reset", "torn WebSocket", "half-close bound", "stall"} {
+		left, a := loopbackPair(t)
+		b, right := loopbackPair(t)
+		var ra, rb net.Conn = a, StallConn(b, 300*time.Millisecond)
+		opt := RelayOptions{HalfClose: 300 * time.Millisecond}
+		switch cut {
+		case "peer reset":
+			left.SetLinger(0)
+			left.Close()
+		case "torn WebSocket": // what a *ws.Conn returns at a TCP end without a Close frame
+			ra = &failConn{Conn: a, data: []byte("some"), err: io.ErrUnexpectedEOF}
+		case "half-close bound":
+			left.CloseWrite()
+		case "stall": // right never reads; b's buffers are small
+			b.SetWriteBuffer(4 << 10)
+			right.SetReadBuffer(4 << 10)
+			go left.Write(make([]byte, 8<<20)) // fails once Relay aborts a; no one checks
+		}
+		done := make(chan relayResult, 1)
+		go func() {
+			var r relayResult
+			r.aToB, r.bToA, r.err = Relay(ra, rb, opt)
+			done <- r
+		}()
+		r := waitRelay(t, done)
+		if r.err == nil {
+			t.Errorf("%s: Relay returned no error", cut)
+		}
+		// The peers whose direction was cut: not the one that reset, whose conn has no SetLinger
+		// (a *ws.Conn is closed with CloseWithError instead), that read the half-close's EOF, or
+		// whose reset its writing goroutine may have taken (the kernel reports it once).
+		ends := map[string]net.Conn{"left": left, "right": right}
+		switch cut {
+		case "peer reset", "torn WebSocket", "stall":
+			delete(ends, "left")
+		case "half-close bound":
+			delete(ends, "right")
+		}
+		for name, c := range ends {
+			if err := readEnd(t, c); errors.Is(err, io.EOF) {
+				t.Errorf("%s: the %s peer read a clean EOF, want a reset", cut, name)
+			}
+		}
+		left.Close()
+		right.Close()
 	}
 }

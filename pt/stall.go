@@ -94,12 +94,14 @@ func (c *stallConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetReadDeadline(t)
 }
 
-// CloseWrite half-closes the conn if it can (a *net.TCPConn), else closes it.
-func (c *stallConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
+func (c *stallConn) CloseWrite() error { return CloseWrite(c.Conn) }
+
+// SetLinger sets SO_LINGER on the wrapped conn (see Abort).
+func (c *stallConn) SetLinger(sec int) error {
+	if l, ok := c.Conn.(interface{ SetLinger(sec int) error }); ok {
+		return l.SetLinger(sec)
 	}
-	return c.Conn.Close()
+	return errors.New("pt: the connection has no SetLinger")
 }
 
 // StallListener returns ln with every accepted connection wrapped by StallConn.

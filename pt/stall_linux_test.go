@@ -1,7 +1,10 @@
 package pt
 
 import (
+	"context"
+	"fmt"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,5 +63,89 @@ func TestStallConnSlowTCP(t *testing.T) {
 	}
 	if took := time.Since(stopped); took > 2*stall {
 		t.Errorf("cut %v after the reader stopped, want at most about 1.5 × %v", took, stall)
+	}
+}
+
+// inProcNetTCP returns the state (hex, as in include/net/tcp_states.h) of the socket from local
+// to remote (both 127.0.0.1) in /proc/net/tcp, or "" if it is not there: an orphan that the
+// kernel still holds is.
+func inProcNetTCP(t *testing.T, local, remote net.Addr) string {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hex := func(a net.Addr) string { return fmt.Sprintf("0100007F:%04X", a.(*net.TCPAddr).Port) }
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 3 && f[1] == hex(local) && f[2] == hex(remote) {
+			return f[3]
+		}
+	}
+	return ""
+}
+
+// TestRelayCutFreesKernel: a tunnel cut by the stall bound, whose peer holds its connection
+// open without reading, leaves no socket behind: the kernel's memory is free at once. A plain
+// close would leave an orphan holding its unsent data, probing the zero window for minutes.
+func TestRelayCutFreesKernel(t *testing.T) {
+	left, a := loopbackPair(t)
+	b, right := loopbackPair(t)
+	defer left.Close()
+	defer right.Close() // never reads
+	b.SetWriteBuffer(64 << 10)
+	right.SetReadBuffer(4 << 10)
+	go left.Write(make([]byte, 8<<20)) // fails once Relay aborts a; no one checks
+	done := make(chan relayResult, 1)
+	go func() {
+		var r relayResult
+		r.aToB, r.bToA, r.err = Relay(a, StallConn(b, 300*time.Millisecond), RelayOptions{})
+		done <- r
+	}()
+	if r := waitRelay(t, done); r.err == nil || !strings.Contains(r.err.Error(), "stall") {
+		t.Fatalf("Relay = %v, want the stall timeout", r.err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		state := inProcNetTCP(t, b.LocalAddr(), b.RemoteAddr())
+		if state == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cut tunnel's socket %v is still in /proc/net/tcp (state %s) 2 s after the cut", b.LocalAddr(), state)
+		}
+	}
+}
+
+// TestBuffers: Buffers sets a dialed socket's buffers before it connects, and a listener's,
+// which the sockets it accepts inherit (Linux reports twice the size set).
+func TestBuffers(t *testing.T) {
+	const size = 48 << 10
+	lc := net.ListenConfig{Control: Buffers(size)}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := net.Dialer{Control: Buffers(size)}
+	dialed, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dialed.Close()
+	accepted, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer accepted.Close()
+	for name, c := range map[string]net.Conn{"dialed": dialed, "accepted": accepted} {
+		rc, _ := c.(*net.TCPConn).SyscallConn()
+		rc.Control(func(fd uintptr) {
+			for _, opt := range []int{syscall.SO_RCVBUF, syscall.SO_SNDBUF} {
+				if v, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, opt); err != nil || v != 2*size {
+					t.Errorf("%s socket: option %d is %d, %v; want %d", name, opt, v, err, 2*size)
+				}
+			}
+		})
+	}
+	if Buffers(0) != nil {
+		t.Error("Buffers(0) is not nil: the system's buffers")
 	}
 }

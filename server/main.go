@@ -5,6 +5,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -46,6 +47,7 @@ type options struct {
 	maxMessage       int
 	stallTimeout     time.Duration
 	halfClose        time.Duration
+	socketBuffer     int
 }
 
 // register defines the option flags in fs, with o's current values as defaults.
@@ -79,6 +81,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxMessage, "max-message", o.maxMessage, "largest received message in `bytes` (0: 1 MiB)")
 	fs.DurationVar(&o.stallTimeout, "stall-timeout", o.stallTimeout, "close a tunnel whose peer takes no data for this long (0: never)")
 	fs.DurationVar(&o.halfClose, "half-close-timeout", o.halfClose, "close a tunnel this long after one direction ended (0: never)")
+	fs.IntVar(&o.socketBuffer, "socket-buffer", o.socketBuffer, "kernel send and receive buffers of each WebSocket, in `bytes` (0: the system's)")
 }
 
 // server serves one listener.
@@ -95,8 +98,8 @@ func main() { os.Exit(run()) }
 
 func run() int {
 	fs := flag.NewFlagSet("websocket-server", flag.ContinueOnError)
-	base := options{base64: true, handshakeTimeout: 10 * time.Second, stallTimeout: 2 * time.Minute,
-		halfClose: time.Minute}
+	base := options{base64: true, maxConns: 1000, handshakeTimeout: 10 * time.Second, stallTimeout: 5 * time.Minute,
+		halfClose: time.Minute, socketBuffer: pt.SocketBuffer}
 	base.register(fs)
 	var listens []string
 	fs.Func("listen", "`address` to listen on (standalone mode; repeatable or comma list)", func(v string) error {
@@ -190,8 +193,8 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger
 		return nil, nil, nil, errors.New("tls-cert and tls-key go together")
 	case s.opt.handshakeTimeout <= 0:
 		return nil, nil, nil, errors.New("handshake-timeout must be positive")
-	case s.opt.stallTimeout < 0 || s.opt.halfClose < 0:
-		return nil, nil, nil, errors.New("stall-timeout and half-close-timeout may not be negative")
+	case s.opt.stallTimeout < 0 || s.opt.halfClose < 0 || s.opt.socketBuffer < 0:
+		return nil, nil, nil, errors.New("stall-timeout, half-close-timeout and socket-buffer may not be negative")
 	}
 	var tlsConfig *tls.Config
 	if s.opt.tlsCert != "" {
@@ -201,7 +204,8 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
 	}
-	ln, err := net.Listen("tcp", ba.Addr.String())
+	lc := net.ListenConfig{Control: pt.Buffers(s.opt.socketBuffer)} // accepted sockets inherit them
+	ln, err := lc.Listen(context.Background(), "tcp", ba.Addr.String())
 	if errors.Is(err, os.ErrPermission) {
 		err = fmt.Errorf("%v (a port below 1024 needs a privilege that tor's transports lack: see BRIDGE.md)", err)
 	}

@@ -228,6 +228,12 @@ func socks5Send(t *testing.T, proxy, target, args string) (net.Conn, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return socks5Over(t, conn, target, args)
+}
+
+// socks5Over is socks5Send over conn, a connection to the SOCKS server.
+func socks5Over(t *testing.T, conn net.Conn, target, args string) (net.Conn, []byte) {
+	t.Helper()
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(waitLong))
 	host, portStr, _ := net.SplitHostPort(target)

@@ -81,28 +81,10 @@ func TestSlowReaderNotCut(t *testing.T) {
 	defer idleRaw.Close()
 	idleDown := startDownload(nextOR(t, conns), 1<<30)
 
-	// Read at rate, checking the pattern: byte i of the download is i%251. Go on for the close
-	// timeout and a second more: a cut shows (the ORPort connection closed) only after the
-	// server's closing handshake has waited that long for the peer.
+	// Read at rate for the span, the close timeout and a second more: a cut shows (the ORPort
+	// connection closed) only after the server's closing handshake has waited that long.
 	start := time.Now()
-	var got int64
-	buf := make([]byte, 512)
-	for tick := time.NewTicker(100 * time.Millisecond); time.Since(start) < span+closeTimeout+time.Second; <-tick.C {
-		due := int64(time.Since(start).Seconds()*rate) - got
-		for due > 0 {
-			slow.SetReadDeadline(time.Now().Add(5 * time.Second))
-			n, err := slow.Read(buf[:min(due, int64(len(buf)))])
-			for i, b := range buf[:n] {
-				if b != byte((got+int64(i))%251) {
-					t.Fatalf("byte %d of the download is %d, want %d", got+int64(i), b, (got+int64(i))%251)
-				}
-			}
-			got, due = got+int64(n), due-int64(n)
-			if err != nil {
-				t.Fatalf("the slow reader, after %d bytes in %v: %v", got, time.Since(start).Round(time.Millisecond), err)
-			}
-		}
-	}
+	got := readAtRate(t, slow, rate, span+closeTimeout+time.Second, server.output)
 	select {
 	case <-slowDown.closed:
 		t.Fatalf("the slow reader's tunnel was cut after %v (%d bytes read):\n%s",
@@ -119,6 +101,34 @@ func TestSlowReaderNotCut(t *testing.T) {
 	}
 	t.Logf("the slow reader read %d bytes in %v, not cut; the peer beside it that read nothing was cut %v after the start",
 		got, span+closeTimeout+time.Second, idleDown.at.Sub(start).Round(time.Millisecond))
+}
+
+// readAtRate reads c at rate bytes per second for span, checking the download's pattern (byte i
+// is i%251), and returns the count; a read error ends the test, with the output of out.
+func readAtRate(t *testing.T, c interface {
+	io.Reader
+	SetReadDeadline(time.Time) error
+}, rate int64, span time.Duration, out func() string) int64 {
+	t.Helper()
+	start := time.Now()
+	var got int64
+	buf := make([]byte, 512)
+	for tick := time.NewTicker(50 * time.Millisecond); time.Since(start) < span; <-tick.C {
+		for due := int64(time.Since(start).Seconds()*float64(rate)) - got; due > 0; {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := c.Read(buf[:min(due, int64(len(buf)))])
+			for i, b := range buf[:n] {
+				if b != byte((got+int64(i))%251) {
+					t.Fatalf("byte %d of the download is %d, want %d", got+int64(i), b, (got+int64(i))%251)
+				}
+			}
+			got, due = got+int64(n), due-int64(n)
+			if err != nil {
+				t.Fatalf("the slow reader, after %d bytes in %v: %v\n%s", got, time.Since(start).Round(time.Millisecond), err, out())
+			}
+		}
+	}
+	return got
 }
 
 // procFigures are a process's descriptors, resident memory and goroutines.

@@ -1,0 +1,8 @@
+package pt
+
+import "syscall"
+
+// setSockopt sets the SOL_SOCKET option opt of socket fd (see Buffers; sockopt_other.go).
+func setSockopt(fd uintptr, opt, value int) error {
+	return syscall.SetsockoptInt(syscall.Handle(fd), syscall.SOL_SOCKET, opt, value)
+}
