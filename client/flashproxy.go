@@ -166,12 +166,10 @@ func (a *afterReply) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (a *afterReply) CloseWrite() error {
-	if cw, ok := a.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return a.Conn.Close()
-}
+func (a *afterReply) CloseWrite() error { return pt.CloseWrite(a.Conn) }
+
+// NetConn is the conn under a, for pt.Abort to reset.
+func (a *afterReply) NetConn() net.Conn { return a.Conn }
 
 // ServeHTTP accepts a proxy on any path and queues it.
 func (f *flash) ServeHTTP(w http.ResponseWriter, r *http.Request) {

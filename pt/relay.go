@@ -2,7 +2,6 @@ package pt
 
 import (
 	"cmp"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -119,8 +118,8 @@ func CloseWrite(c net.Conn) error {
 // Abort closes c abortively if it can (SO_LINGER 0, under TLS too), else closes it: the peer gets
 // a reset, not a clean end, and the kernel frees c's memory at once, whatever the peer does.
 func Abort(c net.Conn) error {
-	if t, ok := c.(*tls.Conn); ok {
-		c = t.NetConn() // no close_notify: that would say the stream ended cleanly
+	if t, ok := c.(interface{ NetConn() net.Conn }); ok { // a *tls.Conn, or a wrapper
+		c = t.NetConn() // for TLS, no close_notify: that would say the stream ended cleanly
 	}
 	if l, ok := c.(interface{ SetLinger(sec int) error }); ok {
 		_ = l.SetLinger(0)

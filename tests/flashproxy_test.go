@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -761,5 +762,25 @@ func TestFlashProxyRegisterRedirect(t *testing.T) {
 			t.Errorf("a %d was followed: %s to the other host", status, m)
 		default:
 		}
+	}
+}
+
+// TestFlashProxyTornMessage: a proxy that disconnects in the middle of a frame leaves tor with a
+// reset after the partial message, never the clean EOF that would pass it for a whole stream.
+func TestFlashProxyTornMessage(t *testing.T) {
+	_, socks, proxies := flashClient(t)
+	p := dialProxy(t, proxies, false)
+	conn, err := socksRequest(socks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// FIN + binary, MASK bit + length 100, masking key 00 00 00 00, then 10 of the 100 bytes.
+	p.tcp.Write(append([]byte{0x82, 0x80 | 100, 0, 0, 0, 0}, "0123456789"...))
+	p.tcp.Close() // a FIN after the partial frame
+	conn.SetReadDeadline(time.Now().Add(waitLong))
+	got, err := io.ReadAll(conn)
+	if !errors.Is(err, syscall.ECONNRESET) || !strings.HasPrefix("0123456789", string(got)) {
+		t.Fatalf("after the torn message tor read %q, %v; want at most its first bytes, then a reset", got, err)
 	}
 }
