@@ -28,9 +28,9 @@
 //     once it has closed. Any other status is echoed at once. WebSocket has
 //     no half-close: after the peer's Close, both directions end within
 //     CloseTimeout; after our CloseWrite, reading goes on until the peer's
-//     Close, which the caller bounds (the pt package's Relay, by its half-
-//     close timeout). TCP is closed in order only once both Close frames
-//     have passed; any other end (a violation, a Close unanswered in time,
+//     Close, which the caller bounds (the pt package's Relay: by its
+//     half-close timeout). TCP is closed in order only once both Close
+//     frames have passed; any other end (a violation, a Close unanswered in time,
 //     a write error that tore a frame) is a reset, so that the peer cannot
 //     take a cut for a clean end and the kernel frees the connection's
 //     buffers at once. A failed connection is first closed with a lingering
