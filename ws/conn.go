@@ -107,17 +107,15 @@ const (
 // length; masked when we are the server) and 192 payload bytes, so that the
 // rest of a full frame lands 64-byte aligned in the caller's buffer, which
 // the kernel's copy needs to run at full speed (see frameBuf). A control
-// frame, at most 139 bytes, fits.
-func newConn(conn net.Conn, client, b64 bool, maxMsg int, pre []byte) *Conn {
-	if maxMsg <= 0 {
-		maxMsg = DefaultMaxMessage
-	}
+// frame, at most 139 bytes, fits. opt's zero values mean the defaults.
+func newConn(conn net.Conn, client, b64 bool, opt *Options, pre []byte) *Conn {
+	o := opt.get()
 	ahead := 192 + 4
 	if !client {
 		ahead += 4
 	}
-	return &Conn{conn: conn, client: client, b64: b64, maxMsg: int64(maxMsg),
-		wait: defaultCloseTimeout, wlock: make(chan struct{}, 1),
+	return &Conn{conn: conn, client: client, b64: b64, maxMsg: int64(o.MaxMessage),
+		wait: o.CloseTimeout, wlock: make(chan struct{}, 1),
 		br: bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pre), conn), ahead)}
 }
 

@@ -59,6 +59,9 @@ func (o *Options) get() Options {
 	if r.CloseTimeout <= 0 {
 		r.CloseTimeout = defaultCloseTimeout
 	}
+	if r.MaxMessage <= 0 {
+		r.MaxMessage = DefaultMaxMessage
+	}
 	return r
 }
 
@@ -153,9 +156,7 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opt *Options) (*Conn, error
 		return nil, fmt.Errorf("websocket: writing handshake: %w", err)
 	}
 	conn.SetDeadline(time.Time{})
-	c := newConn(conn, false, b64, o.MaxMessage, bytes.Clone(pre))
-	c.wait = o.CloseTimeout
-	return c, nil
+	return newConn(conn, false, b64, &o, bytes.Clone(pre)), nil
 }
 
 // ParseURL parses s as a WebSocket URL (RFC 6455 section 3): scheme ws or wss, a host, and
@@ -233,9 +234,7 @@ func Client(conn net.Conn, u *url.URL, opt *Options) (*Conn, error) {
 		return nil, err
 	}
 	pre, _ := br.Peek(br.Buffered()) // frames the server sent right after its answer
-	c := newConn(conn, true, b64, o.MaxMessage, bytes.Clone(pre))
-	c.wait = o.CloseTimeout
-	return c, nil
+	return newConn(conn, true, b64, &o, bytes.Clone(pre)), nil
 }
 
 // readResponse reads and checks the server's answer (section 4.2.2, 4.1)
