@@ -53,10 +53,8 @@ func (e *CloseError) Error() string {
 }
 
 // Conn is a WebSocket connection presented as a byte stream (a net.Conn).
-// One goroutine may Read and one may Write at a time; the other methods may
-// be called concurrently. Frames are written whole, so a Pong may come
-// between two frames of one message. The close handshake is described in
-// doc.go; reading is in read.go, writing in write.go, closing in close.go.
+// Its concurrency and closing handshake are described in doc.go; reading
+// is in read.go, writing in write.go, closing in close.go.
 type Conn struct {
 	conn   net.Conn
 	client bool          // we mask, the peer must not
@@ -85,9 +83,8 @@ type Conn struct {
 	werr  error // sticky: errWriteClosed after our Close, or a write error
 	pong  atomic.Pointer[[]byte]
 
-	// The conn's write deadline has three owners: the caller, a reply of
-	// Read's while it writes, and Close, which no later call may undo. dmu
-	// guards them and the conn's deadline, always the earliest of the three.
+	// dmu guards the write deadlines of their three owners (doc.go) and
+	// the conn's, always the earliest of the three.
 	dmu       sync.Mutex
 	deadlines [3]time.Time // indexed by userDeadline, replyDeadline, closeDeadline
 

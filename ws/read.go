@@ -223,8 +223,7 @@ func (c *Conn) nextFrame() error {
 	return nil
 }
 
-// control handles a Ping, Pong or Close frame (section 5.5). Its replies
-// never hold Read up for longer than the close timeout (see reply).
+// control handles a Ping, Pong or Close frame (section 5.5).
 func (c *Conn) control(op byte, payload []byte) error {
 	switch op {
 	case opPing:
@@ -248,8 +247,7 @@ func (c *Conn) control(op byte, payload []byte) error {
 	}
 	c.peerClosed.Store(true)
 	if code == CloseNormal || code == CloseNoStatus {
-		// A clean Close ends the peer's direction, like a TCP FIN. Our
-		// answer waits for CloseWrite or Close, at most c.wait (doc.go).
+		// The peer's end of stream: our answer waits (doc.go).
 		c.rerr = io.EOF
 		time.AfterFunc(c.wait, func() {
 			if c.reply(opClose, closePayload(CloseNormal, "")) != nil {
