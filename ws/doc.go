@@ -20,20 +20,19 @@
 //     when several wait (section 5.5.3); Pong is ignored. During a Write
 //     the Pong goes out after the frame being written, so that a peer that
 //     reads slowly gets it too.
-//   - The closing handshake (sections 5.5.1, 7): Close payloads are
-//     checked (1002; a reason that is not UTF-8: 1007). A Close with status
-//     1000 or none is the peer's end of stream, like a TCP FIN, and our answer
-//     waits for CloseWrite or Close, but at most CloseTimeout: section
-//     5.5.1 asks for it as soon as practical, and the peer may stop reading
-//     once it has closed. Any other status is echoed at once. WebSocket has
-//     no half-close: after a Close either way, both directions end within
-//     CloseTimeout. TCP is closed in order only once both Close frames have
-//     passed; any other end (a violation, a Close unanswered in time, a
-//     write error that tore a frame) is a reset, so that the peer cannot
-//     take a cut for a clean end and the kernel frees the connection's
-//     buffers at once. A failed connection is first closed with a lingering
-//     close (see CloseWithStatus), so that the reset cannot destroy our
-//     Close before the peer reads it.
+//   - The closing handshake (sections 5.5.1, 7; the table below): Close
+//     payloads are checked (1002; a reason that is not UTF-8: 1007). A
+//     Close with status 1000 or none is the peer's end of stream, like a TCP
+//     FIN, and our answer waits for CloseWrite or Close, but at most
+//     CloseTimeout: section 5.5.1 asks for it as soon as practical, and the
+//     peer may stop reading once it has closed. WebSocket has no half-close:
+//     after a Close either way, both directions end within CloseTimeout.
+//     TCP is closed in order only once both Close frames have passed; any
+//     other end (a violation, a Close unanswered in time, a write error that
+//     tore a frame) is a reset, so that the peer cannot take a cut for a
+//     clean end and the kernel frees the connection's buffers at once. A
+//     failed connection first lingers, so that the peer reads our Close
+//     (see CloseWithStatus).
 //   - The "base64" subprotocol of the WebSocket pluggable transport
 //     proposal (flashproxy doc/websocket-transport.txt): when negotiated,
 //     each Write is one text message of standard base64, padded at its end

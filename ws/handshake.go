@@ -31,11 +31,9 @@ type Options struct {
 	// exchange; on the server, writing the answer (reading the request is
 	// bounded by the http.Server, e.g. ReadHeaderTimeout). 0 means 10 s.
 	HandshakeTimeout time.Duration
-	// CloseTimeout bounds the closing handshake and what Read does for
-	// the peer: the answer to the peer's clean Close is sent this long
-	// after it arrived if CloseWrite or Close has not sent it by then, and a
-	// control reply (Pong, Close) may not hold Read up for longer. 0 means
-	// 2 s.
+	// CloseTimeout bounds the closing handshake, the wait for our answer to
+	// the peer's clean Close, and Read's control replies (see the package
+	// doc). 0 means 2 s.
 	CloseTimeout time.Duration
 	// Header: client only, extra request headers (e.g. User-Agent).
 	Header http.Header
