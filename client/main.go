@@ -89,8 +89,7 @@ func run() int {
 		if info, err = pt.ClientSetup(out, os.Getenv, []string{methodName, flashName}); err != nil {
 			return 1
 		}
-		*c.dialer = pt.Dialer{ProxyURL: info.ProxyURL, OutboundV4: info.OutboundV4,
-			OutboundV6: info.OutboundV6, Timeout: connectTimeout, Buffer: c.dialer.Buffer}
+		c.dialer.ProxyURL, c.dialer.OutboundV4, c.dialer.OutboundV6 = info.ProxyURL, info.OutboundV4, info.OutboundV6
 		if info.ProxyURL != nil {
 			out.ProxyDone()
 		}

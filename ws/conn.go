@@ -36,10 +36,9 @@ const maxFragments = 4096
 // failure (see linger).
 const lingerMax = 4 << 20
 
-// CloseError is the error for a connection closed by a Close frame or failed
-// by a protocol violation. Read returns io.EOF for a peer's clean Close
-// (1000, or no status); a CloseError for anything else the peer sent, or for
-// a violation we detected (after sending our Close with Code).
+// CloseError is the error Read returns after the peer's Close with a status
+// other than 1000 or none, and after a violation we detected, for which we
+// sent our Close with Code (see Read).
 type CloseError struct {
 	Code   int
 	Reason string

@@ -264,10 +264,9 @@ func (c *Conn) control(op byte, payload []byte) error {
 
 // fail sends a Close with code, then ends reading with a *CloseError.
 func (c *Conn) fail(code int, reason string) error {
-	err := &CloseError{Code: code, Reason: reason}
 	c.reply(opClose, closePayload(code, reason))
-	c.rerr = err
-	return err
+	c.rerr = &CloseError{Code: code, Reason: reason}
+	return c.rerr
 }
 
 // reply writes a control frame for Read: a Pong, or a Close that echoes the
