@@ -23,8 +23,7 @@ import (
 	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/ws"
 )
 
-// version is set at build time with -ldflags "-X main.version=..."; init falls back on the
-// module's version, then "dev" (pt.Version).
+// version is set at build time with -ldflags "-X main.version=..." (see pt.Version).
 var version string
 
 func init() { version = pt.Version(version) }

@@ -60,14 +60,11 @@
 // peer, and a failed connection's lingering close discards at most 4 MiB.
 // Writes have no bound of their own: a transport that must not let a peer
 // who stops reading hold a connection bounds the conn under the WebSocket
-// (the pt package's StallConn does, by progress). Write sends a message in
-// frames of at most 32 KiB of data (32,769 bytes with base64, a multiple of
-// 3), each frame in one write. Nothing buffered grows with what the peer
-// declares: payload is read straight into the caller's buffer (base64 text
-// through a pooled buffer of one frame's size, taken per Read), headers and
-// control frames through a bufio.Reader of 196 or 200 bytes (see newConn),
-// and write buffers come from a pool per frame (ReadFrom reads its source
-// straight into one, so a relay's data is not copied).
+// (the pt package's StallConn does, by progress). Nothing buffered grows
+// with what the peer declares: payload is read straight into the caller's
+// buffer (base64 text through a pooled buffer of one frame's size, taken
+// per Read), headers and control frames through a bufio.Reader of 196 or
+// 200 bytes (see newConn), and write buffers come from a pool per frame.
 //
 // # Concurrency
 //
