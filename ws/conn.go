@@ -82,8 +82,8 @@ type Conn struct {
 	werr  error // sticky: errWriteClosed after our Close, or a write error
 	pong  atomic.Pointer[[]byte]
 
-	// dmu guards the write deadlines of their three owners (doc.go) and
-	// the conn's, always the earliest of the three.
+	// dmu guards the write deadlines of their three owners (see
+	// setWriteDeadline) and the conn's, always the earliest of the three.
 	dmu       sync.Mutex
 	deadlines [3]time.Time // indexed by userDeadline, replyDeadline, closeDeadline
 

@@ -74,10 +74,8 @@
 // from any goroutine at any time. Frames are written whole under one lock,
 // so a Pong or a Close may come between two frames of one message; the
 // writes Read makes (a Pong, a Close) never hold it up for longer than
-// CloseTimeout. The write deadline has three owners, each setting its own:
-// the caller (SetWriteDeadline), Read while it writes a reply, and Close;
-// the conn gets the earliest, so none undoes another's. A write error,
-// timeouts included, ends writing for good.
+// CloseTimeout; their write deadlines, and Close's, never undo the
+// caller's (see SetWriteDeadline).
 //
 // # The closing handshake
 //
