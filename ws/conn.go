@@ -28,12 +28,10 @@ const (
 // DefaultMaxMessage is the default bound on one received data message.
 const DefaultMaxMessage = 1 << 20
 
-// maxFragments bounds the frames of one received data message, or
-// MaxMessage/1024 when that is more (see doc.go).
+// maxFragments bounds the frames of one received data message (doc.go).
 const maxFragments = 4096
 
-// lingerMax bounds the bytes that a closing handshake discards after a
-// failure (see linger).
+// lingerMax bounds the bytes that linger discards.
 const lingerMax = 4 << 20
 
 // CloseError is the error Read returns after the peer's Close with a status
