@@ -288,14 +288,13 @@ func (c *Conn) reply(op byte, payload []byte) error {
 		default:
 			return nil // the writer sends it
 		}
-		var err error
 		if p := c.pong.Swap(nil); p != nil { // else a writer took the lock first and sent it
 			c.setWriteDeadline(replyDeadline, deadline)
-			err = c.writeData(opPong, *p, nil)
+			c.writeData(opPong, *p, nil) // an error shows in the next Write
 			c.setWriteDeadline(replyDeadline, time.Time{})
 		}
 		c.unlock()
-		return err
+		return nil
 	}
 	c.setWriteDeadline(closeDeadline, deadline)
 	t := time.NewTimer(c.wait)
