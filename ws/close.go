@@ -69,10 +69,9 @@ func (c *Conn) closeHandshake(code int, reason string) error {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	var sink [512]byte
-	for { // read until the peer's Close
-		if _, err := c.read(sink[:]); err != nil {
-			break
-		}
+	var err error
+	for err == nil { // read until the peer's Close
+		_, err = c.read(sink[:])
 	}
 	c.linger(sink[:])
 	return c.closeConn()

@@ -80,8 +80,7 @@
 // # The closing handshake
 //
 // State (what has been sent and received), event, what is sent, and what
-// Read and Write return from then on. "Answer" is a Close with status 1000;
-// the server closes TCP as soon as both Close frames have passed.
+// Read and Write return from then on. "Answer" is a Close with status 1000.
 //
 //	state            event                          sends                  Read            Write
 //	open             CloseWrite                     Close 1000             data, then EOF  error

@@ -161,7 +161,6 @@ func (c *Conn) nextFrame() error {
 		}
 		n = int64(u)
 	}
-	// Lengths need not be minimal: RFC 6455 binds senders only.
 	switch {
 	case b0&0x70 != 0:
 		return c.fail(CloseProtocolError, "reserved bits set")
