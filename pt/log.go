@@ -172,9 +172,8 @@ func (l *Logger) Listening(prefix string, ln net.Listener) {
 // debug level, scrubbed (net/http's messages carry client addresses).
 func (l *Logger) HTTPErrorLog() *log.Logger { return log.New(debugWriter{l}, "", 0) }
 
-// HTTPServer returns the http.Server of a WebSocket listener, for handler: HTTP/1.1 only, the
-// request head bounded to 16 KiB and to timeout (which also bounds a TLS handshake), idle
-// connections closed after timeout, and its messages to l (they carry client addresses).
+// HTTPServer returns a WebSocket listener's http.Server: HTTP/1.1 only, request heads bounded to
+// 16 KiB and to timeout (with any TLS handshake), idle connections closed after timeout.
 func HTTPServer(handler http.Handler, timeout time.Duration, l *Logger) *http.Server {
 	return &http.Server{Handler: handler, ReadHeaderTimeout: timeout, IdleTimeout: timeout,
 		MaxHeaderBytes: 16 << 10, ErrorLog: l.HTTPErrorLog(),

@@ -26,7 +26,9 @@
 //     FIN, and our answer waits for CloseWrite or Close, but at most
 //     CloseTimeout: section 5.5.1 asks for it as soon as practical, and the
 //     peer may stop reading once it has closed. WebSocket has no half-close:
-//     after a Close either way, both directions end within CloseTimeout.
+//     after the peer's Close, both directions end within CloseTimeout;
+//     after our CloseWrite, reading goes on until the peer's Close, which
+//     the caller bounds (the pt package's Relay: by its half-close timeout).
 //     TCP is closed in order only once both Close frames have passed; any
 //     other end (a violation, a Close unanswered in time, a write error that
 //     tore a frame) is a reset, so that the peer cannot take a cut for a
