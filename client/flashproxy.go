@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -77,9 +76,7 @@ func (f *flash) flags(fs *flag.FlagSet) {
 
 // start listens for proxies, registers, and returns the SOCKS listener of the method.
 func (f *flash) start(socks string) (_ net.Listener, err error) {
-	f.server = &http.Server{Handler: f, ReadHeaderTimeout: flashHandshake, IdleTimeout: flashHandshake,
-		MaxHeaderBytes: 16 << 10, ErrorLog: f.c.log.HTTPErrorLog(),
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
+	f.server = pt.HTTPServer(f, flashHandshake, f.c.log)
 	defer func() {
 		if err != nil {
 			f.server.Close()

@@ -20,8 +20,7 @@ import (
 	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/ws"
 )
 
-// version is set at build time with -ldflags "-X main.version=..."; init falls back on the
-// module's version, then "dev" (pt.Version).
+// version is set at build time with -ldflags "-X main.version=..." (see pt.Version).
 var version string
 
 func init() { version = pt.Version(version) }
@@ -89,8 +88,7 @@ func run() int {
 		if info, err = pt.ClientSetup(out, os.Getenv, []string{methodName, flashName}); err != nil {
 			return 1
 		}
-		*c.dialer = pt.Dialer{ProxyURL: info.ProxyURL, OutboundV4: info.OutboundV4,
-			OutboundV6: info.OutboundV6, Timeout: connectTimeout, Buffer: c.dialer.Buffer}
+		c.dialer.ProxyURL, c.dialer.OutboundV4, c.dialer.OutboundV6 = info.ProxyURL, info.OutboundV4, info.OutboundV6
 		if info.ProxyURL != nil {
 			out.ProxyDone()
 		}

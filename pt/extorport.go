@@ -115,7 +115,7 @@ func extOrHash(cookie []byte, label string, clientNonce, serverNonce []byte) []b
 }
 
 // extOrAuth runs SAFE_COOKIE authentication.
-func extOrAuth(w *wire, cookie []byte) error {
+func extOrAuth(w *wire, cookie []byte) {
 	offered := false // tor sends the auth types it supports, one byte each, then 0
 	for n, t := 0, w.u8(); t != 0; n, t = n+1, w.u8() {
 		if n == 255 {
@@ -140,12 +140,11 @@ func extOrAuth(w *wire, cookie []byte) error {
 	if status := w.u8(); status != 1 {
 		w.failf("authentication failed (status %d)", status)
 	}
-	return w.err
 }
 
 // extOrCommands sends USERADDR (unless clientAddr is empty), TRANSPORT and DONE in one write,
 // then reads tor's replies up to OKAY or DENY.
-func extOrCommands(w *wire, clientAddr, methodName string) error {
+func extOrCommands(w *wire, clientAddr, methodName string) {
 	if len(clientAddr) > 0xffff || len(methodName) > 0xffff {
 		w.failf("command body too long")
 	}
@@ -156,7 +155,7 @@ func extOrCommands(w *wire, clientAddr, methodName string) error {
 	cmds = appendExtOrCommand(cmds, extOrTransport, methodName)
 	cmds = appendExtOrCommand(cmds, extOrDone, "")
 	w.write(cmds...)
-	return readExtOrReply(w)
+	readExtOrReply(w)
 }
 
 // appendExtOrCommand appends a command: u16 command, u16 body length, body (big-endian).

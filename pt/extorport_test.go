@@ -374,10 +374,11 @@ func FuzzExtORPortReply(f *testing.F) {
 		readExtOrReply(&wire{rw: proxyAnswer(bytes.NewReader(in))})
 		// The same bytes as tor's side of the authentication.
 		var sent bytes.Buffer
-		if extOrAuth(&wire{rw: struct {
+		w := &wire{rw: struct {
 			io.Reader
 			io.Writer
-		}{bytes.NewReader(in), &sent}}, cookieA) == nil {
+		}{bytes.NewReader(in), &sent}}
+		if extOrAuth(w, cookieA); w.err == nil {
 			t.Fatal("authenticated without knowing the cookie")
 		}
 		if sent.Len() > 1+32+32 {

@@ -2,12 +2,14 @@ package pt
 
 import (
 	"cmp"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"net"
+	"net/http"
 	"os"
 	"regexp"
 	"runtime/debug"
@@ -169,6 +171,14 @@ func (l *Logger) Listening(prefix string, ln net.Listener) {
 // HTTPErrorLog returns a *log.Logger for an http.Server's ErrorLog: each message goes to l at
 // debug level, scrubbed (net/http's messages carry client addresses).
 func (l *Logger) HTTPErrorLog() *log.Logger { return log.New(debugWriter{l}, "", 0) }
+
+// HTTPServer returns a WebSocket listener's http.Server: HTTP/1.1 only, request heads bounded to
+// 16 KiB and to timeout (with any TLS handshake), idle connections closed after timeout.
+func HTTPServer(handler http.Handler, timeout time.Duration, l *Logger) *http.Server {
+	return &http.Server{Handler: handler, ReadHeaderTimeout: timeout, IdleTimeout: timeout,
+		MaxHeaderBytes: 16 << 10, ErrorLog: l.HTTPErrorLog(),
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}} // no HTTP/2
+}
 
 type debugWriter struct{ l *Logger }
 

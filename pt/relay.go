@@ -12,9 +12,8 @@ import (
 	"time"
 )
 
-// Buffers of the copy loop. A direction waiting for data holds only a small buffer, so that
-// thousands of idle tunnels cost little memory; it borrows a large one while data flows. The
-// pools are the only package-level variables that change: a sync.Pool is a cache, not state.
+// The copy loop's buffers, small for a direction that waits and large while data flows (see
+// pump): thousands of idle tunnels cost little memory.
 const smallBufSize, largeBufSize = 2 << 10, 32 << 10
 
 var (
@@ -128,13 +127,12 @@ func Abort(c net.Conn) error {
 }
 
 // pump copies src to dst until an error (io.EOF at the end of src), writing every byte read
-// before acting on a read error, and counts each read before its write (taken back if the write
-// fails): whoever has received the bytes finds them counted. It reads into a small
-// pooled buffer; a read that fills at least half of it means data is flowing (a base64
-// WebSocket fills only three quarters), so it borrows a large one, and gives it back after a
-// read that fills less than half: the next read may block, and an idle direction must not hold
-// 32 KiB. While data flows into a dst that is an io.ReaderFrom (a *ws.Conn), dst reads src into
-// its own buffer instead, one Read per call, so that pump copies nothing.
+// before acting on a read error, and counts each read before its write (see RelayOptions). It
+// reads into a small pooled buffer; a read that fills at least half of it means data is flowing
+// (a base64 WebSocket fills only three quarters), so it borrows a large one, and gives it back
+// after a read that fills less than half: the next read may block, and an idle direction must
+// not hold 32 KiB. While data flows into a dst that is an io.ReaderFrom (a *ws.Conn), dst reads
+// src into its own buffer instead, one Read per call, so that pump copies nothing.
 func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 	small, large := smallBufs.Get().(*[]byte), (*[]byte)(nil)
 	defer func() {

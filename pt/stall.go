@@ -18,9 +18,7 @@ import (
 // A blocked write wakes every stall/4 and writes again: the kernel takes any bytes that the
 // peer's acknowledgements freed (a waiting writer is woken only once a third of its send buffer
 // is free, which a slow reader may take minutes to free), and these count as progress. So a
-// stall is cut between stall and 1.5 × stall after the peer last took data. The deadline that
-// wakes it is renewed when less than stall/8 remains: a busy writer costs a timer update every
-// stall/8, not one per write.
+// stall is cut between stall and 1.5 × stall after the peer last took data.
 func StallConn(conn net.Conn, stall time.Duration) net.Conn {
 	if stall <= 0 {
 		return conn
@@ -60,8 +58,9 @@ func (c *stallConn) Write(p []byte) (int, error) {
 	}
 }
 
-// renew keeps the next look for progress between stall/8 and stall/4 ahead of now, and returns
-// the caller's deadline.
+// renew keeps the next look for progress between stall/8 and stall/4 ahead of now, so that a
+// busy writer costs a timer update every stall/8, not one per write, and returns the caller's
+// deadline.
 func (c *stallConn) renew(now time.Time) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()

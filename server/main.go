@@ -23,16 +23,12 @@ import (
 	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/ws"
 )
 
-// version is set at build time with -ldflags "-X main.version=..."; init falls back on the
-// module's version, then "dev" (pt.Version).
+// version is set at build time with -ldflags "-X main.version=..." (see pt.Version).
 var version string
 
 func init() { version = pt.Version(version) }
 
-const (
-	methodName     = "websocket"
-	maxHeaderBytes = 16 << 10
-)
+const methodName = "websocket"
 
 // options are the per-listener settings: flags in standalone mode, and in managed mode the
 // same names as keys of TOR_PT_SERVER_TRANSPORT_OPTIONS, applied over the flags.
@@ -216,14 +212,7 @@ func listen(info *pt.ServerInfo, ba pt.Bindaddr, base options, logger *pt.Logger
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
-	srv := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: s.opt.handshakeTimeout, // also bounds the TLS handshake
-		IdleTimeout:       s.opt.handshakeTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          logger.HTTPErrorLog(),                                    // its messages carry client addresses
-		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){}, // no HTTP/2
-	}
+	srv := pt.HTTPServer(s, s.opt.handshakeTimeout, logger)
 	go srv.Serve(ln)
 	logger.Listening("websocket-server "+version, ln)
 	var args pt.Args

@@ -36,7 +36,7 @@ func textFrames(text []byte, cuts []int) []byte {
 // decodeViaConn decodes text split at cuts through a server Conn, reading
 // with buffers of size bufSize, through wrap.
 func decodeViaConn(text []byte, cuts []int, bufSize int, wrap func(io.Reader) io.Reader) ([]byte, error) {
-	c := newConn(&fakeConn{r: wrap(bytes.NewReader(textFrames(text, cuts))), w: io.Discard}, false, true, 0, nil)
+	c := newConn(&fakeConn{r: wrap(bytes.NewReader(textFrames(text, cuts))), w: io.Discard}, false, true, nil, nil)
 	var out []byte
 	buf := make([]byte, bufSize)
 	for {
@@ -119,7 +119,7 @@ func TestBase64ReadFills(t *testing.T) {
 	msg := make([]byte, 100000)
 	rand.New(rand.NewSource(4)).Read(msg)
 	text := []byte(base64.StdEncoding.EncodeToString(msg))
-	c := newConn(&fakeConn{r: bytes.NewReader(textFrames(text, nil)), w: io.Discard}, false, true, 0, nil)
+	c := newConn(&fakeConn{r: bytes.NewReader(textFrames(text, nil)), w: io.Discard}, false, true, nil, nil)
 	var got []byte
 	// 2048 and 32768 are not multiples of 3: a Read fills p, and the rest of the group it
 	// ends in (1 byte here) comes with the next Read.
@@ -143,8 +143,8 @@ func TestBase64ReadWholeMessage(t *testing.T) {
 		msg := make([]byte, size)
 		rand.New(rand.NewSource(int64(size))).Read(msg)
 		var wire bytes.Buffer
-		newConn(&fakeConn{w: &wire}, true, true, 0, nil).ReadFrom(bytes.NewReader(msg))
-		c := newConn(&fakeConn{r: &wire, w: io.Discard}, false, true, 0, nil)
+		newConn(&fakeConn{w: &wire}, true, true, nil, nil).ReadFrom(bytes.NewReader(msg))
+		c := newConn(&fakeConn{r: &wire, w: io.Discard}, false, true, nil, nil)
 		buf := make([]byte, 32<<10)
 		if n, err := c.Read(buf); n != size || err != nil || !bytes.Equal(buf[:n], msg) {
 			t.Errorf("message of %d bytes: Read = %d, %v", size, n, err)
@@ -283,7 +283,7 @@ func TestBase64PaddingAtReadBoundary(t *testing.T) {
 		// "QUJD" is "ABC", "QQ==" is "A", padded, its "=" the last character that a Read of
 		// size bytes decodes into the caller's buffer.
 		text := strings.Repeat("QUJD", size/3-1) + "QQ==" + "QUJDQUJD"
-		c := newConn(&fakeConn{r: bytes.NewReader(textFrames([]byte(text), nil)), w: io.Discard}, false, true, 0, nil)
+		c := newConn(&fakeConn{r: bytes.NewReader(textFrames([]byte(text), nil)), w: io.Discard}, false, true, nil, nil)
 		_, err := io.ReadAll(struct{ io.Reader }{readerOf(c, size)})
 		var ce *CloseError
 		if !errors.As(err, &ce) || ce.Code != CloseInvalidData {

@@ -49,7 +49,7 @@ func TestAllocsAndWrites(t *testing.T) {
 		}
 		frames := (len(msg) + chunk - 1) / chunk
 		w := &writeCounter{}
-		c := newConn(&fakeConn{w: w}, r.client, r.b64, 0, nil)
+		c := newConn(&fakeConn{w: w}, r.client, r.b64, nil, nil)
 		wAllocs := testing.AllocsPerRun(20, func() { c.Write(msg) })
 		if w.n != 21*frames { // AllocsPerRun runs once more to warm up
 			t.Errorf("%s: %d writes for %d messages of %d frames", r.name, w.n, 21, frames)
@@ -61,8 +61,8 @@ func TestAllocsAndWrites(t *testing.T) {
 			t.Errorf("%s: ReadFrom: %d writes for %d sources of %d frames' data", r.name, w.n, 21, frames)
 		}
 		var wire bytes.Buffer
-		newConn(&fakeConn{w: &wire}, !r.client, r.b64, 0, nil).Write(msg)
-		rc := newConn(&fakeConn{r: &loopReader{b: wire.Bytes()}}, r.client, r.b64, 0, nil)
+		newConn(&fakeConn{w: &wire}, !r.client, r.b64, nil, nil).Write(msg)
+		rc := newConn(&fakeConn{r: &loopReader{b: wire.Bytes()}}, r.client, r.b64, nil, nil)
 		buf := make([]byte, len(msg))
 		rAllocs := testing.AllocsPerRun(20, func() {
 			if _, err := io.ReadFull(rc, buf); err != nil {
@@ -86,7 +86,7 @@ func BenchmarkWrite(b *testing.B) {
 	msg := randomMsg()
 	for _, r := range benchRoles {
 		b.Run(r.name, func(b *testing.B) {
-			c := newConn(&fakeConn{w: io.Discard}, r.client, r.b64, 0, nil)
+			c := newConn(&fakeConn{w: io.Discard}, r.client, r.b64, nil, nil)
 			b.SetBytes(benchMsg)
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
@@ -117,7 +117,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 func BenchmarkForward(b *testing.B) {
 	msg := randomMsg()
 	for _, r := range benchRoles {
-		c := newConn(&fakeConn{w: io.Discard}, r.client, r.b64, 0, nil)
+		c := newConn(&fakeConn{w: io.Discard}, r.client, r.b64, nil, nil)
 		b.Run(r.name+"/Write", func(b *testing.B) {
 			buf := make([]byte, 32<<10)
 			b.SetBytes(benchMsg)
@@ -158,8 +158,8 @@ func BenchmarkRead(b *testing.B) {
 		b.Run(r.name, func(b *testing.B) {
 			// What the other side writes: one message, captured once.
 			var wire bytes.Buffer
-			newConn(&fakeConn{w: &wire}, !r.client, r.b64, 0, nil).Write(msg)
-			c := newConn(&fakeConn{r: &loopReader{b: wire.Bytes()}}, r.client, r.b64, 0, nil)
+			newConn(&fakeConn{w: &wire}, !r.client, r.b64, nil, nil).Write(msg)
+			c := newConn(&fakeConn{r: &loopReader{b: wire.Bytes()}}, r.client, r.b64, nil, nil)
 			buf := make([]byte, 32<<10)
 			b.SetBytes(benchMsg)
 			b.ReportAllocs()

@@ -69,10 +69,9 @@ func (c *Conn) closeHandshake(code int, reason string) error {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	var sink [512]byte
-	for { // read until the peer's Close
-		if _, err := c.read(sink[:]); err != nil {
-			break
-		}
+	var err error
+	for err == nil { // read until the peer's Close
+		_, err = c.read(sink[:])
 	}
 	c.linger(sink[:])
 	return c.closeConn()
@@ -101,8 +100,7 @@ func (c *Conn) linger(sink []byte) {
 
 // closeConn closes the TCP connection: orderly once both Close frames have
 // passed, else with a reset (SO_LINGER 0, where the conn or the one under
-// TLS has SetLinger), so that neither a peer that stopped reading nor a torn
-// frame can pass for a clean end, and the kernel frees the buffers at once.
+// TLS has SetLinger), for the reasons doc.go gives.
 func (c *Conn) closeConn() error {
 	conn := c.conn
 	if t, ok := conn.(interface{ NetConn() net.Conn }); ok {

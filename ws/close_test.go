@@ -16,7 +16,7 @@ import (
 // Nothing is buffered in a pipe: a Write blocks until the peer reads.
 func pipeConn(t *testing.T, wait time.Duration) (*Conn, net.Conn) {
 	srv, peer := net.Pipe()
-	c := newConn(srv, false, false, 0, nil)
+	c := newConn(srv, false, false, nil, nil)
 	c.wait = wait
 	t.Cleanup(func() { srv.Close(); peer.Close() })
 	return c, peer
@@ -113,7 +113,7 @@ func (failWriter) Write([]byte) (int, error) { return 0, errors.New("broken") }
 // TestCloseWriteAfterWriteError: when a write error ended writing, CloseWrite must not report
 // that a Close was sent.
 func TestCloseWriteAfterWriteError(t *testing.T) {
-	c := newConn(&fakeConn{r: bytes.NewReader(nil), w: failWriter{}}, false, false, 0, nil)
+	c := newConn(&fakeConn{r: bytes.NewReader(nil), w: failWriter{}}, false, false, nil, nil)
 	if _, err := c.Write([]byte("x")); err == nil {
 		t.Fatal("Write succeeded")
 	}
@@ -121,7 +121,7 @@ func TestCloseWriteAfterWriteError(t *testing.T) {
 		t.Error("CloseWrite returned nil, but no Close could be sent")
 	}
 	var out bytes.Buffer
-	c = newConn(&fakeConn{r: bytes.NewReader(nil), w: &out}, false, false, 0, nil)
+	c = newConn(&fakeConn{r: bytes.NewReader(nil), w: &out}, false, false, nil, nil)
 	if err := c.CloseWrite(); err != nil {
 		t.Errorf("first CloseWrite: %v", err)
 	}
@@ -168,7 +168,7 @@ func tcpConn(t *testing.T, wait time.Duration) (*Conn, *net.TCPConn) {
 		t.Fatal(err)
 	}
 	srv.(*net.TCPConn).SetWriteBuffer(4 << 10)
-	c := newConn(srv, false, false, 0, nil)
+	c := newConn(srv, false, false, nil, nil)
 	c.wait = wait
 	t.Cleanup(func() { srv.Close(); peer.Close() })
 	return c, peer
@@ -294,7 +294,7 @@ func TestCloseDeadlineKept(t *testing.T) {
 	srv, peer := net.Pipe()
 	t.Cleanup(func() { srv.Close(); peer.Close() })
 	dc := &deadlineConn{Conn: srv, set: make(chan time.Time, 16)}
-	c := newConn(dc, false, false, 0, nil)
+	c := newConn(dc, false, false, nil, nil)
 	c.wait = 500 * time.Millisecond
 	go io.Copy(io.Discard, c)                  // answers the Ping
 	peer.Write(maskedFrame(0x89, []byte("x"))) // FIN|Ping: its Pong blocks in the pipe
@@ -405,7 +405,7 @@ func partialFrames(b []byte) []frame {
 // CloseWrite has answered already, does nothing (the old code closed TCP).
 func TestCloseAnswerAfterCloseWrite(t *testing.T) {
 	var out bytes.Buffer
-	c := newConn(&fakeConn{r: bytes.NewReader(nil), w: &out}, true, false, 0, nil)
+	c := newConn(&fakeConn{r: bytes.NewReader(nil), w: &out}, true, false, nil, nil)
 	if err := c.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}

@@ -28,18 +28,15 @@ const (
 // DefaultMaxMessage is the default bound on one received data message.
 const DefaultMaxMessage = 1 << 20
 
-// maxFragments bounds the frames of one received data message, or
-// MaxMessage/1024 when that is more (see doc.go).
+// maxFragments bounds the frames of one received data message (doc.go).
 const maxFragments = 4096
 
-// lingerMax bounds the bytes that a closing handshake discards after a
-// failure (see linger).
+// lingerMax bounds the bytes that linger discards.
 const lingerMax = 4 << 20
 
-// CloseError is the error for a connection closed by a Close frame or failed
-// by a protocol violation. Read returns io.EOF for a peer's clean Close
-// (1000, or no status); a CloseError for anything else the peer sent, or for
-// a violation we detected (after sending our Close with Code).
+// CloseError is the error Read returns after the peer's Close with a status
+// other than 1000 or none, and after a violation we detected, for which we
+// sent our Close with Code (see Read).
 type CloseError struct {
 	Code   int
 	Reason string
@@ -53,10 +50,8 @@ func (e *CloseError) Error() string {
 }
 
 // Conn is a WebSocket connection presented as a byte stream (a net.Conn).
-// One goroutine may Read and one may Write at a time; the other methods may
-// be called concurrently. Frames are written whole, so a Pong may come
-// between two frames of one message. The close handshake is described in
-// doc.go; reading is in read.go, writing in write.go, closing in close.go.
+// Its concurrency and closing handshake are described in doc.go; reading
+// is in read.go, writing in write.go, closing in close.go.
 type Conn struct {
 	conn   net.Conn
 	client bool          // we mask, the peer must not
@@ -85,9 +80,8 @@ type Conn struct {
 	werr  error // sticky: errWriteClosed after our Close, or a write error
 	pong  atomic.Pointer[[]byte]
 
-	// The conn's write deadline has three owners: the caller, a reply of
-	// Read's while it writes, and Close, which no later call may undo. dmu
-	// guards them and the conn's deadline, always the earliest of the three.
+	// dmu guards the write deadlines of their three owners (see
+	// setWriteDeadline) and the conn's, always the earliest of the three.
 	dmu       sync.Mutex
 	deadlines [3]time.Time // indexed by userDeadline, replyDeadline, closeDeadline
 
@@ -107,17 +101,15 @@ const (
 // length; masked when we are the server) and 192 payload bytes, so that the
 // rest of a full frame lands 64-byte aligned in the caller's buffer, which
 // the kernel's copy needs to run at full speed (see frameBuf). A control
-// frame, at most 139 bytes, fits.
-func newConn(conn net.Conn, client, b64 bool, maxMsg int, pre []byte) *Conn {
-	if maxMsg <= 0 {
-		maxMsg = DefaultMaxMessage
-	}
+// frame, at most 139 bytes, fits. opt's zero values mean the defaults.
+func newConn(conn net.Conn, client, b64 bool, opt *Options, pre []byte) *Conn {
+	o := opt.get()
 	ahead := 192 + 4
 	if !client {
 		ahead += 4
 	}
-	return &Conn{conn: conn, client: client, b64: b64, maxMsg: int64(maxMsg),
-		wait: defaultCloseTimeout, wlock: make(chan struct{}, 1),
+	return &Conn{conn: conn, client: client, b64: b64, maxMsg: int64(o.MaxMessage),
+		wait: o.CloseTimeout, wlock: make(chan struct{}, 1),
 		br: bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pre), conn), ahead)}
 }
 

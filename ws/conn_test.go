@@ -246,7 +246,7 @@ func TestDeadlines(t *testing.T) {
 // a character boundary to fit the control frame.
 func TestCloseWithStatusArguments(t *testing.T) {
 	var out bytes.Buffer
-	c := newConn(&fakeConn{r: bytes.NewReader(nil), w: &out}, false, false, 0, nil)
+	c := newConn(&fakeConn{r: bytes.NewReader(nil), w: &out}, false, false, nil, nil)
 	reason := strings.Repeat("é", 100) // 200 bytes
 	if err := c.CloseWithStatus(1005, reason); err != nil {
 		t.Fatal(err)
@@ -343,7 +343,7 @@ func TestReadWholeFrame(t *testing.T) {
 	payload := make([]byte, 5000)
 	rand.New(rand.NewSource(5)).Read(payload)
 	wire := maskedFrame(0x82, payload) // FIN, binary
-	c := newConn(&fakeConn{r: bytes.NewReader(wire), w: io.Discard}, false, false, 0, nil)
+	c := newConn(&fakeConn{r: bytes.NewReader(wire), w: io.Discard}, false, false, nil, nil)
 	got := make([]byte, 8192)
 	if n, err := c.Read(got); n != len(payload) || err != nil || !bytes.Equal(got[:n], payload) {
 		t.Fatalf("Read: %d, %v; want the whole %d-byte frame", n, err, len(payload))

@@ -20,22 +20,21 @@
 //     when several wait (section 5.5.3); Pong is ignored. During a Write
 //     the Pong goes out after the frame being written, so that a peer that
 //     reads slowly gets it too.
-//   - The closing handshake (sections 5.5.1, 7): Close payloads are
-//     checked (1002; a reason that is not UTF-8: 1007). A Close with status
-//     1000 or none is the peer's end of stream, like a TCP FIN, and our answer
-//     waits for CloseWrite or Close, but at most CloseTimeout: section
-//     5.5.1 asks for it as soon as practical, and the peer may stop reading
-//     once it has closed. Any other status is echoed at once. WebSocket has
-//     no half-close: after the peer's Close, both directions end within
-//     CloseTimeout; after our CloseWrite, reading goes on until the peer's
-//     Close, which the caller bounds (the pt package's Relay: by its
-//     half-close timeout). TCP is closed in order only once both Close
-//     frames have passed; any other end (a violation, a Close unanswered in time,
-//     a write error that tore a frame) is a reset, so that the peer cannot
-//     take a cut for a clean end and the kernel frees the connection's
-//     buffers at once. A failed connection is first closed with a lingering
-//     close (see CloseWithStatus), so that the reset cannot destroy our
-//     Close before the peer reads it.
+//   - The closing handshake (sections 5.5.1, 7; the table below): Close
+//     payloads are checked (1002; a reason that is not UTF-8: 1007). A
+//     Close with status 1000 or none is the peer's end of stream, like a TCP
+//     FIN, and our answer waits for CloseWrite or Close, but at most
+//     CloseTimeout: section 5.5.1 asks for it as soon as practical, and the
+//     peer may stop reading once it has closed. WebSocket has no half-close:
+//     after the peer's Close, both directions end within CloseTimeout;
+//     after our CloseWrite, reading goes on until the peer's Close, which
+//     the caller bounds (the pt package's Relay: by its half-close timeout).
+//     TCP is closed in order only once both Close frames have passed; any
+//     other end (a violation, a Close unanswered in time, a write error that
+//     tore a frame) is a reset, so that the peer cannot take a cut for a
+//     clean end and the kernel frees the connection's buffers at once. A
+//     failed connection first lingers, so that the peer reads our Close
+//     (see CloseWithStatus).
 //   - The "base64" subprotocol of the WebSocket pluggable transport
 //     proposal (flashproxy doc/websocket-transport.txt): when negotiated,
 //     each Write is one text message of standard base64, padded at its end
@@ -63,14 +62,11 @@
 // peer, and a failed connection's lingering close discards at most 4 MiB.
 // Writes have no bound of their own: a transport that must not let a peer
 // who stops reading hold a connection bounds the conn under the WebSocket
-// (the pt package's StallConn does, by progress). Write sends a message in
-// frames of at most 32 KiB of data (32,769 bytes with base64, a multiple of
-// 3), each frame in one write. Nothing buffered grows with what the peer
-// declares: payload is read straight into the caller's buffer (base64 text
-// through a pooled buffer of one frame's size, taken per Read), headers and
-// control frames through a bufio.Reader of 196 or 200 bytes (see newConn),
-// and write buffers come from a pool per frame (ReadFrom reads its source
-// straight into one, so a relay's data is not copied).
+// (the pt package's StallConn does, by progress). Nothing buffered grows
+// with what the peer declares: payload is read straight into the caller's
+// buffer (base64 text through a pooled buffer of one frame's size, taken
+// per Read), headers and control frames through a bufio.Reader of 196 or
+// 200 bytes (see newConn), and write buffers come from a pool per frame.
 //
 // # Concurrency
 //
@@ -80,16 +76,13 @@
 // from any goroutine at any time. Frames are written whole under one lock,
 // so a Pong or a Close may come between two frames of one message; the
 // writes Read makes (a Pong, a Close) never hold it up for longer than
-// CloseTimeout. The write deadline has three owners, each setting its own:
-// the caller (SetWriteDeadline), Read while it writes a reply, and Close;
-// the conn gets the earliest, so none undoes another's. A write error,
-// timeouts included, ends writing for good.
+// CloseTimeout; their write deadlines, and Close's, never undo the
+// caller's (see SetWriteDeadline).
 //
 // # The closing handshake
 //
 // State (what has been sent and received), event, what is sent, and what
-// Read and Write return from then on. "Answer" is a Close with status 1000;
-// the server closes TCP as soon as both Close frames have passed.
+// Read and Write return from then on. "Answer" is a Close with status 1000.
 //
 //	state            event                          sends                  Read            Write
 //	open             CloseWrite                     Close 1000             data, then EOF  error

@@ -212,7 +212,7 @@ var wireCases = []wireCase{
 // the peer received before and after CloseWrite.
 func runWire(t testing.TB, tc wireCase, r io.Reader) (data []byte, err error, before, sent []byte) {
 	var out bytes.Buffer
-	c := newConn(&fakeConn{r: r, w: &out}, tc.client, tc.b64, tc.max, nil)
+	c := newConn(&fakeConn{r: r, w: &out}, tc.client, tc.b64, &Options{MaxMessage: tc.max}, nil)
 	buf := make([]byte, 7) // small reads exercise the partial paths
 	var ne net.Error
 	for err == nil || errors.As(err, &ne) && ne.Timeout() { // timeouts are not sticky
@@ -318,7 +318,7 @@ func TestWriteFramesServer(t *testing.T) {
 		{true, "", nil}, // nothing to send
 	} {
 		var out bytes.Buffer
-		c := newConn(&fakeConn{w: &out}, false, tc.b64, 0, nil)
+		c := newConn(&fakeConn{w: &out}, false, tc.b64, nil, nil)
 		if n, err := c.Write([]byte(tc.msg)); n != len(tc.msg) || err != nil {
 			t.Fatalf("Write: %d, %v", n, err)
 		}
@@ -336,7 +336,7 @@ func TestWriteFramesSplit(t *testing.T) {
 	for _, client := range []bool{false, true} {
 		for _, b64 := range []bool{false, true} {
 			var out bytes.Buffer
-			c := newConn(&fakeConn{w: &out}, client, b64, 0, nil)
+			c := newConn(&fakeConn{w: &out}, client, b64, nil, nil)
 			if _, err := c.Write(msg); err != nil {
 				t.Fatal(err)
 			}

@@ -23,19 +23,16 @@ type Options struct {
 	// accept it or no protocol).
 	Base64 bool
 	// MaxMessage bounds the payload of one received data message (bytes on
-	// the wire, i.e. base64 text length for text). 0 means
-	// DefaultMaxMessage. Over it, or over max(4096, MaxMessage/1024)
-	// frames: close 1009.
+	// the wire, i.e. base64 text length for text); 0 means DefaultMaxMessage.
+	// Over it, or over max(4096, MaxMessage/1024) frames: close 1009.
 	MaxMessage int
 	// HandshakeTimeout bounds the opening handshake: the client's whole
 	// exchange; on the server, writing the answer (reading the request is
 	// bounded by the http.Server, e.g. ReadHeaderTimeout). 0 means 10 s.
 	HandshakeTimeout time.Duration
-	// CloseTimeout bounds the closing handshake and what Read does for
-	// the peer: the answer to the peer's clean Close is sent this long
-	// after it arrived if CloseWrite or Close has not sent it by then, and a
-	// control reply (Pong, Close) may not hold Read up for longer. 0 means
-	// 2 s.
+	// CloseTimeout bounds the closing handshake, the wait for our answer to
+	// the peer's clean Close, and Read's control replies (see the package
+	// doc). 0 means 2 s.
 	CloseTimeout time.Duration
 	// Header: client only, extra request headers (e.g. User-Agent).
 	Header http.Header
@@ -58,6 +55,9 @@ func (o *Options) get() Options {
 	}
 	if r.CloseTimeout <= 0 {
 		r.CloseTimeout = defaultCloseTimeout
+	}
+	if r.MaxMessage <= 0 {
+		r.MaxMessage = DefaultMaxMessage
 	}
 	return r
 }
@@ -153,9 +153,7 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opt *Options) (*Conn, error
 		return nil, fmt.Errorf("websocket: writing handshake: %w", err)
 	}
 	conn.SetDeadline(time.Time{})
-	c := newConn(conn, false, b64, o.MaxMessage, bytes.Clone(pre))
-	c.wait = o.CloseTimeout
-	return c, nil
+	return newConn(conn, false, b64, &o, bytes.Clone(pre)), nil
 }
 
 // ParseURL parses s as a WebSocket URL (RFC 6455 section 3): scheme ws or wss, a host, and
@@ -233,9 +231,7 @@ func Client(conn net.Conn, u *url.URL, opt *Options) (*Conn, error) {
 		return nil, err
 	}
 	pre, _ := br.Peek(br.Buffered()) // frames the server sent right after its answer
-	c := newConn(conn, true, b64, o.MaxMessage, bytes.Clone(pre))
-	c.wait = o.CloseTimeout
-	return c, nil
+	return newConn(conn, true, b64, &o, bytes.Clone(pre)), nil
 }
 
 // readResponse reads and checks the server's answer (section 4.2.2, 4.1)

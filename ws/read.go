@@ -161,7 +161,6 @@ func (c *Conn) nextFrame() error {
 		}
 		n = int64(u)
 	}
-	// Lengths need not be minimal: RFC 6455 binds senders only.
 	switch {
 	case b0&0x70 != 0:
 		return c.fail(CloseProtocolError, "reserved bits set")
@@ -223,8 +222,7 @@ func (c *Conn) nextFrame() error {
 	return nil
 }
 
-// control handles a Ping, Pong or Close frame (section 5.5). Its replies
-// never hold Read up for longer than the close timeout (see reply).
+// control handles a Ping, Pong or Close frame (section 5.5).
 func (c *Conn) control(op byte, payload []byte) error {
 	switch op {
 	case opPing:
@@ -248,8 +246,7 @@ func (c *Conn) control(op byte, payload []byte) error {
 	}
 	c.peerClosed.Store(true)
 	if code == CloseNormal || code == CloseNoStatus {
-		// A clean Close ends the peer's direction, like a TCP FIN. Our
-		// answer waits for CloseWrite or Close, at most c.wait (doc.go).
+		// The peer's end of stream: our answer waits (doc.go).
 		c.rerr = io.EOF
 		time.AfterFunc(c.wait, func() {
 			if c.reply(opClose, closePayload(CloseNormal, "")) != nil {
@@ -266,10 +263,9 @@ func (c *Conn) control(op byte, payload []byte) error {
 
 // fail sends a Close with code, then ends reading with a *CloseError.
 func (c *Conn) fail(code int, reason string) error {
-	err := &CloseError{Code: code, Reason: reason}
 	c.reply(opClose, closePayload(code, reason))
-	c.rerr = err
-	return err
+	c.rerr = &CloseError{Code: code, Reason: reason}
+	return c.rerr
 }
 
 // reply writes a control frame for Read: a Pong, or a Close that echoes the
@@ -291,14 +287,13 @@ func (c *Conn) reply(op byte, payload []byte) error {
 		default:
 			return nil // the writer sends it
 		}
-		var err error
 		if p := c.pong.Swap(nil); p != nil { // else a writer took the lock first and sent it
 			c.setWriteDeadline(replyDeadline, deadline)
-			err = c.writeData(opPong, *p, nil)
+			c.writeData(opPong, *p, nil) // an error shows in the next Write
 			c.setWriteDeadline(replyDeadline, time.Time{})
 		}
 		c.unlock()
-		return err
+		return nil
 	}
 	c.setWriteDeadline(closeDeadline, deadline)
 	t := time.NewTimer(c.wait)

@@ -87,7 +87,7 @@ func TestWriteDifferential(t *testing.T) {
 			msg := make([]byte, size)
 			rng.Read(msg)
 			var out bytes.Buffer
-			c := newConn(&fakeConn{w: &out}, r.client, r.b64, 0, nil)
+			c := newConn(&fakeConn{w: &out}, r.client, r.b64, nil, nil)
 			if n, err := c.Write(msg); n != size || err != nil {
 				t.Fatalf("%s: Write(%d bytes) = %d, %v", r.name, size, n, err)
 			}
@@ -157,7 +157,7 @@ func TestReadFromSources(t *testing.T) {
 			{"write error", bytes.NewReader(msg), [][]byte{msg[:maxBinaryData]}, maxBinaryData, errBroken, 1},
 		} {
 			w := &errAfter{n: tc.wrote}
-			c := newConn(&fakeConn{w: w}, r.client, r.b64, 0, nil)
+			c := newConn(&fakeConn{w: w}, r.client, r.b64, nil, nil)
 			n, err := c.ReadFrom(tc.src)
 			if n != tc.n || err != tc.err {
 				t.Errorf("%s, %s: ReadFrom = %d, %v; want %d, %v", r.name, tc.name, n, err, tc.n, tc.err)
@@ -199,14 +199,14 @@ func TestAlignedCopies(t *testing.T) {
 	for _, client := range []bool{false, true} {
 		src := &alignReader{r: bytes.NewReader(msg)}
 		var wire bytes.Buffer
-		newConn(&fakeConn{w: &wire}, client, false, 0, nil).ReadFrom(src)
+		newConn(&fakeConn{w: &wire}, client, false, nil, nil).ReadFrom(src)
 		for _, m := range src.mods {
 			if m != 0 {
 				t.Errorf("client=%v: ReadFrom reads at %d modulo 64", client, m)
 			}
 		}
 		conn := &alignReader{r: &wire}
-		rc := newConn(&fakeConn{r: conn}, !client, false, 0, nil)
+		rc := newConn(&fakeConn{r: conn}, !client, false, nil, nil)
 		buf := make([]byte, maxBinaryData) // a relay's, aligned like any large allocation
 		if uintptr(unsafe.Pointer(&buf[0]))%64 != 0 {
 			t.Fatal("test buffer not aligned")
