@@ -141,7 +141,8 @@ func (c *config) startChain(v variant, target, tag string) (*chain, error) {
 		}
 		sArgs, cArgs = append(sArgs, strings.Fields(c.gorillaArgs)...), append(cArgs, strings.Fields(c.gorillaArgs)...)
 	case "ours":
-		sProg, sArgs = filepath.Join(c.bin, "websocket-server"), []string{"-listen", sAddr, "-orport", target}
+		// -max-conns 0: the harness measures 9,000 tunnels, past the default bound of a bridge.
+		sProg, sArgs = filepath.Join(c.bin, "websocket-server"), []string{"-listen", sAddr, "-orport", target, "-max-conns", "0"}
 		cProg, cArgs = filepath.Join(c.bin, "websocket-client"), []string{"-listen", cAddr, "-url", "ws://" + sAddr + "/"}
 		if v.base64 {
 			sArgs, cArgs = append(sArgs, "-base64=true"), append(cArgs, "-protocol", "base64")
