@@ -74,8 +74,8 @@ func (f *flash) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&f.regInterval, "register-interval", 10*time.Second, "at most one registration per `interval`")
 }
 
-// start listens for proxies, registers, and returns the SOCKS listener of the method.
-func (f *flash) start(socks string) (_ net.Listener, err error) {
+// start listens for proxies and registers.
+func (f *flash) start() (err error) {
 	f.server = pt.HTTPServer(f, flashHandshake, f.c.log)
 	defer func() {
 		if err != nil {
@@ -83,19 +83,20 @@ func (f *flash) start(socks string) (_ net.Listener, err error) {
 		}
 	}()
 	if min(f.maxWaiting, f.maxPerAddress, f.maxConns) < 1 || f.maxPre < 0 || min(f.proxyWait, f.socksWait, f.answerWait) <= 0 {
-		return nil, errors.New("-max-waiting-proxies, -max-proxies-per-address, -max-proxy-conns, -proxy-wait, -proxy-answer-wait and -socks-wait must be positive, -proxy-unpaired-bytes not negative")
+		return errors.New("-max-waiting-proxies, -max-proxies-per-address, -max-proxy-conns, -proxy-wait, -proxy-answer-wait and -socks-wait must be positive, -proxy-unpaired-bytes not negative")
 	}
 	if req, err := http.NewRequest(http.MethodPost, f.register, nil); err != nil || (f.register != "" && req.URL.Scheme != "http" && req.URL.Scheme != "https") {
-		return nil, errors.New("-register wants an http:// or https:// URL")
+		return errors.New("-register wants an http:// or https:// URL")
 	}
+	lc := net.ListenConfig{Control: pt.Buffers(f.c.dialer.Buffer)} // proxies' WebSockets too: accepted sockets inherit them
 	if len(f.listens) == 0 {
 		f.listens = []string{":9000"}
 	}
 	open := make(chan struct{}, f.maxConns) // shared by the proxy listeners
 	for i, a := range f.listens {
-		ln, err := net.Listen("tcp", a)
+		ln, err := lc.Listen(context.Background(), "tcp", a)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if _, port, _ := net.SplitHostPort(ln.Addr().String()); i == 0 && f.regAddr == "" {
 			f.regAddr = net.JoinHostPort("", port) // the facilitator takes the host from the request
@@ -103,17 +104,13 @@ func (f *flash) start(socks string) (_ net.Listener, err error) {
 		go f.server.Serve(pt.StallListener(limitListener{ln, open}, f.c.stall))
 		f.c.log.Listening("websocket-client "+version+" (flash proxies)", ln)
 	}
-	ln, err := net.Listen("tcp", socks)
-	if err != nil {
-		return nil, err
-	}
 	// A redirect is not followed (it would carry the registration elsewhere): its status is a warning.
 	f.http = &http.Client{Timeout: registerTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport: &http.Transport{DialContext: f.c.dialer.DialContext, DisableKeepAlives: true, DisableCompression: true}}
 	f.mu.Lock()
 	f.registerLocked()
 	f.mu.Unlock()
-	return ln, nil
+	return nil
 }
 
 // limitListener accepts a connection only while fewer than cap(open) are open, so that a flood

@@ -106,14 +106,14 @@ func run() int {
 	pt.WatchSignals(c.log, report) // SIGHUP, SIGUSR1
 	var lns []io.Closer
 	for _, name := range info.MethodNames {
-		var ln net.Listener
+		lc := net.ListenConfig{Control: pt.Buffers(pt.LocalBuffer)} // SOCKS: tor's side
+		ln, err := lc.Listen(context.Background(), "tcp", *listen)
 		connect := c.connect
-		if name == flashName {
-			ln, err = c.flash.start(*listen)
+		if name == flashName && err == nil {
 			connect = c.flash.pair
-		} else {
-			lc := net.ListenConfig{Control: pt.Buffers(pt.LocalBuffer)} // SOCKS: tor's side
-			ln, err = lc.Listen(context.Background(), "tcp", *listen)
+			if err = c.flash.start(); err != nil {
+				ln.Close()
+			}
 		}
 		if err != nil {
 			out.CmethodError(name, err.Error())
