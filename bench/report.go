@@ -209,7 +209,7 @@ func (rep *report) summary() string {
 	}
 	fmt.Fprintln(&b, rep.machine())
 	for _, c := range rep.checks {
-		fmt.Fprintf(&b, "%-12s %-40s %-32s %s\n", c.verdict(), c.name, c.goal, c.got)
+		fmt.Fprintf(&b, "%-12s %-47s %-32s %s\n", c.verdict(), c.name, c.goal, c.got)
 	}
 	return b.String()
 }
