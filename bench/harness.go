@@ -32,7 +32,7 @@ type config struct {
 
 // variant is one way of building the chain.
 type variant struct {
-	family string // raw, gorilla, ours
+	family string // raw, copy, gorilla, ours
 	base64 bool
 }
 
@@ -63,8 +63,8 @@ func runHarness(args []string) error {
 	fs.IntVar(&c.rssRounds, "rss-rounds", 2, "memory test repetitions (fresh processes each)")
 	fs.IntVar(&c.concTunnels, "conc-tunnels", 9000, "concurrent tunnels for the load test (0: skip)")
 	fs.IntVar(&c.concProcs, "conc-procs", 3, "load-generator processes for the load test")
-	fs.StringVar(&c.families, "variants", "raw,gorilla,ours", "chains to measure")
-	fs.StringVar(&c.concFamilies, "conc-variants", "ours,gorilla", "chains put under the load test (raw needs 6 file descriptors per tunnel in each relay: it cannot hold 9,000)")
+	fs.StringVar(&c.families, "variants", "raw,copy,gorilla,ours", "chains to measure")
+	fs.StringVar(&c.concFamilies, "conc-variants", "ours,gorilla", "chains put under the load test (raw needs 6 file descriptors per tunnel in each relay: it cannot hold 9,000; copy is a bound of CPU per byte, not of memory, and need not be)")
 	fs.StringVar(&c.oursClient, "ours-client-args", "", "extra arguments for websocket-client")
 	fs.StringVar(&c.oursServer, "ours-server-args", "", "extra arguments for websocket-server")
 	fs.StringVar(&c.gorillaArgs, "gorilla-args", "", "extra arguments for both gorilla relays (-rbuf, -wbuf, -chunk)")
@@ -130,9 +130,9 @@ func (c *config) startChain(v variant, target, tag string) (*chain, error) {
 	var sArgs, cArgs []string
 	tun := tunnel{entry: cAddr}
 	switch v.family {
-	case "raw":
-		sProg, sArgs = me, []string{"relay-raw", "-listen", sAddr, "-to", target}
-		cProg, cArgs = me, []string{"relay-raw", "-listen", cAddr, "-to", sAddr}
+	case "raw", "copy":
+		sProg, sArgs = me, []string{"relay-" + v.family, "-listen", sAddr, "-to", target}
+		cProg, cArgs = me, []string{"relay-" + v.family, "-listen", cAddr, "-to", sAddr}
 	case "gorilla":
 		sProg, sArgs = me, []string{"relay-gorilla-server", "-listen", sAddr, "-to", target}
 		cProg, cArgs = me, []string{"relay-gorilla-client", "-listen", cAddr, "-url", "ws://" + sAddr + "/"}
@@ -519,7 +519,7 @@ func measure(c *config) (*report, error) {
 	for _, fam := range strings.Split(c.families, ",") {
 		for _, b64 := range []bool{false, true} {
 			v := variant{fam, b64}
-			if b64 && fam == "raw" {
+			if b64 && (fam == "raw" || fam == "copy") { // plain TCP: nothing to encode
 				continue
 			}
 			ch, err := c.startChain(v, tAddr, "")

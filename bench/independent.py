@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
-"""An independent check of the harness's figures: its own load generator, sink, timing and CPU
-accounting (utime+stime from /proc/PID/stat), a different push size (256 KiB) and one direction
-(uploads), as a reader of doc/PERFORMANCE.md might measure.
+"""An independent check of the harness's figures: its own load generator, target, timing and CPU
+accounting (utime+stime from /proc/PID/stat) and a different push size (256 KiB), as a reader of
+doc/PERFORMANCE.md might measure.
 
 Usage (from bench/, after make build):
     python3 independent.py [-rounds 8] [-size 256] [NAME=BINDIR ...]
 
-Each round uploads SIZE MiB through each chain in turn (the order rotating each round): the raw
-chain (two `bench relay-raw`), the gorilla chain, ours (websocket-client over SOCKS5, then
-websocket-server, from ../bin) and ours built elsewhere, named NAME, for each NAME=BINDIR (to
-compare builds). It prints, per chain, the median (min-max) MB/s and relays' CPU s/GiB, and the
-paired medians of each of our chains ÷ raw, ÷ gorilla and ÷ ours. Loopback only.
+Each round moves SIZE MiB through each chain in turn (the order rotating each round), an upload
+(towards the target: our client masks, our server unmasks), then a download (from the target: our
+server frames, our client unframes). The chains: raw (two `bench relay-raw`: io.Copy, which
+splices), copy (two `bench relay-copy`: read into a buffer, then write, the least a relay can cost
+while the bytes pass through its memory), gorilla (two gorilla/websocket relays), ours
+(websocket-client over SOCKS5, then websocket-server, from ../bin) and ours built elsewhere, named
+NAME, for each NAME=BINDIR (to compare builds). It prints, per direction and per chain, the median
+(min-max) MB/s and relays' CPU s/GiB, then per direction the paired medians (the median over rounds
+of the ratio within a round) of each of our chains ÷ raw, ÷ copy, ÷ gorilla and ÷ ours.
+Loopback only.
 """
 import os, socket, statistics, struct, subprocess, sys, threading, time
 
@@ -41,30 +46,48 @@ def cpu(pid):  # utime + stime, seconds
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class Sink:
-    """Accepts connections and reads each to its end, counting bytes."""
+class Target:
+    """Accepts connections; on each, a request byte: 'U' reads SIZE bytes, then answers b"k";
+    'D' writes SIZE bytes. Then it reads to the end."""
 
     def __init__(self):
         self.ln = socket.create_server(("127.0.0.1", 0))
         self.addr = "127.0.0.1:%d" % self.ln.getsockname()[1]
-        self.done = {}
         threading.Thread(target=self.accept, daemon=True).start()
 
     def accept(self):
         while True:
             c, _ = self.ln.accept()
-            threading.Thread(target=self.drain, args=(c,), daemon=True).start()
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
 
-    def drain(self, c):
+    def serve(self, c):
+        op = c.recv(1)
+        if op == b"D":
+            send(c)
         buf, n = bytearray(1 << 20), 0
         while True:
             m = c.recv_into(buf)
             if m == 0:
                 break
             n += m
-            if n >= SIZE:
+            if op == b"U" and n == SIZE:
                 c.sendall(b"k")  # everything arrived
         c.close()
+
+
+def send(conn):
+    data = os.urandom(PUSH)
+    for _ in range(SIZE // PUSH):
+        conn.sendall(data)
+
+
+def receive(conn):
+    buf, n = bytearray(1 << 20), 0
+    while n < SIZE:
+        m = conn.recv_into(buf, min(len(buf), SIZE - n))
+        if m == 0:
+            sys.exit("the download ended after %d of %d bytes" % (n, SIZE))
+        n += m
 
 
 def wait_listening(addr):
@@ -82,9 +105,9 @@ def start_chain(name, target, bench, bindir=BIN):
     s, c = free_addr(), free_addr()
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     socks = None
-    if name == "raw":
-        sp = subprocess.Popen([bench, "relay-raw", "-listen", s, "-to", target], **quiet)
-        cp = subprocess.Popen([bench, "relay-raw", "-listen", c, "-to", s], **quiet)
+    if name in ("raw", "copy"):
+        sp = subprocess.Popen([bench, "relay-" + name, "-listen", s, "-to", target], **quiet)
+        cp = subprocess.Popen([bench, "relay-" + name, "-listen", c, "-to", s], **quiet)
     elif name == "gorilla":
         sp = subprocess.Popen([bench, "relay-gorilla-server", "-listen", s, "-to", target], **quiet)
         cp = subprocess.Popen([bench, "relay-gorilla-client", "-listen", c, "-url", "ws://%s/" % s], **quiet)
@@ -113,54 +136,72 @@ def dial(ch):
     return conn
 
 
-def upload(ch):
+def transfer(ch, direction):
+    """Moves SIZE bytes one way through a new tunnel of ch: MB/s, and the relays' CPU s/GiB."""
     conn = dial(ch)
-    data = os.urandom(PUSH)
     c0 = sum(cpu(p.pid) for p in ch["procs"])
     t0 = time.perf_counter()
-    for _ in range(SIZE // PUSH):
-        conn.sendall(data)
-    if conn.recv(1) != b"k":
-        sys.exit(ch["name"] + ": the sink did not get everything")
+    if direction == "upload":
+        conn.sendall(b"U")
+        send(conn)
+        if conn.recv(1) != b"k":
+            sys.exit(ch["name"] + ": the target did not get everything")
+    else:
+        conn.sendall(b"D")
+        receive(conn)
     elapsed = time.perf_counter() - t0
     c1 = sum(cpu(p.pid) for p in ch["procs"])
     conn.close()
     return SIZE / 1e6 / elapsed, (c1 - c0) / (SIZE / (1 << 30))
 
 
+def paired(a, b):
+    """The median over rounds of a ÷ b within a round, "n/a" where b reads 0 (a run too short
+    for the clock ticks of CPU accounting)."""
+    q = [x / y for x, y in zip(a, b) if y > 0]
+    return "%.2fx" % statistics.median(q) if q else "n/a"
+
+
 def fmt(xs, prec):
     return "%.*f (%.*f-%.*f)" % (prec, statistics.median(xs), prec, min(xs), prec, max(xs))
+
+
+DIRECTIONS = ("upload", "download")
 
 
 def main():
     bench = os.path.join(HERE, "bench-independent")
     subprocess.run(["go", "build", "-o", bench, "."], cwd=HERE, check=True)
-    sink = Sink()
-    chains = [start_chain(n, sink.addr, bench) for n in ("raw", "gorilla", "ours")]
-    chains += [start_chain(n, sink.addr, bench, d) for n, d in builds]
-    res = {ch["name"]: ([], []) for ch in chains}
+    target = Target()
+    chains = [start_chain(n, target.addr, bench) for n in ("raw", "copy", "gorilla", "ours")]
+    chains += [start_chain(n, target.addr, bench, d) for n, d in builds]
+    # res[direction][chain] = ([MB/s per round], [CPU s/GiB per round])
+    res = {d: {ch["name"]: ([], []) for ch in chains} for d in DIRECTIONS}
     load0 = open("/proc/loadavg").read().split()[:3]
     try:
         for r in range(ROUNDS):
             for i in range(len(chains)):
                 ch = chains[(i + r) % len(chains)]
-                mbps, cpg = upload(ch)
-                res[ch["name"]][0].append(mbps)
-                res[ch["name"]][1].append(cpg)
+                for d in DIRECTIONS:
+                    mbps, cpg = transfer(ch, d)
+                    res[d][ch["name"]][0].append(mbps)
+                    res[d][ch["name"]][1].append(cpg)
     finally:
         for ch in chains:
             for p in ch["procs"]:
                 p.kill()
         os.remove(bench)
-    print("%d rounds of one %d MiB upload in %d KiB pushes; load average %s before, %s after"
+    print("%d rounds of one %d MiB upload and one download in %d KiB pushes; load average %s before, %s after"
           % (ROUNDS, SIZE >> 20, PUSH >> 10, " ".join(load0), " ".join(open("/proc/loadavg").read().split()[:3])))
-    for name, (mbps, cpg) in res.items():
-        print("%-8s %s MB/s   relays' CPU %s s/GiB" % (name, fmt(mbps, 0), fmt(cpg, 2)))
-    for name in ["ours"] + [n for n, _ in builds]:
-        for other in ("raw", "gorilla", "ours"):
-            if other != name:
-                q = lambda k: statistics.median(a / b for a, b in zip(res[name][k], res[other][k]))
-                print("%s / %s (paired medians): throughput %.2fx, CPU per GiB %.2fx" % (name, other, q(0), q(1)))
+    for d in DIRECTIONS:
+        print("\n" + d)
+        for name, (mbps, cpg) in res[d].items():
+            print("  %-8s %s MB/s   relays' CPU %s s/GiB" % (name, fmt(mbps, 0), fmt(cpg, 2)))
+        for name in ["ours"] + [n for n, _ in builds]:
+            for other in ("raw", "copy", "gorilla", "ours"):
+                if other != name:
+                    q = lambda k: paired(res[d][name][k], res[d][other][k])
+                    print("  %s / %s (paired medians): throughput %s, CPU per GiB %s" % (name, other, q(0), q(1)))
 
 
 main()

@@ -1,20 +1,23 @@
 // Command bench is the performance harness of the websocket pluggable transport.
 //
 // It runs, interleaved round by round on loopback, the same two-hop tunnel
-// (load generator → client relay → server relay → target) three ways:
+// (load generator → client relay → server relay → target) four ways:
 //
-//	raw      two plain TCP io.Copy relays
+//	raw      two plain TCP io.Copy relays (splice: the bytes never enter them)
+//	copy     two TCP relays that read into a buffer, then write it (the least a
+//	         relay that must touch every byte, as unmasking does, can cost)
 //	gorilla  a client and a server relay written with github.com/gorilla/websocket
 //	ours     bin/websocket-client (standalone SOCKS5) and bin/websocket-server (-orport)
 //
 // and writes doc/PERFORMANCE.md and doc/performance.svg. Every relay runs as a
-// separate process (the raw and gorilla relays are subcommands of this binary),
-// so memory and CPU are read from /proc the same way for all three.
+// separate process (the raw, copy and gorilla relays are subcommands of this
+// binary), so memory and CPU are read from /proc the same way for all four.
 //
 // Usage:
 //
 //	go run . [-o ../doc/PERFORMANCE.md] [-rounds 5] [-size 256] [-strict] ...
 //	bench relay-raw -listen ADDR -to ADDR
+//	bench relay-copy -listen ADDR -to ADDR
 //	bench relay-gorilla-client -listen ADDR -url ws://ADDR/ [-base64]
 //	bench relay-gorilla-server -listen ADDR -to ADDR [-base64]
 //	bench load -entry ADDR [-socks ADDR] -n N ...   (a load-generator child)
@@ -44,7 +47,9 @@ func run(args []string) error {
 	case "":
 		return runHarness(args)
 	case "relay-raw":
-		return cmdRelayRaw(args)
+		return cmdRelayTCP(cmd, args, moveSpliced)
+	case "relay-copy":
+		return cmdRelayTCP(cmd, args, moveCopied)
 	case "relay-gorilla-client":
 		return cmdGorillaClient(args)
 	case "relay-gorilla-server":

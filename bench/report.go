@@ -25,6 +25,13 @@ type result struct {
 // cpu is both relays' CPU seconds per GiB, per round.
 func (r *result) cpu() []float64 { return sum(r.cpuC, r.cpuS) }
 
+// upCPU and downCPU are the same for each direction alone.
+func (r *result) upCPU() []float64   { return sum(r.upC, r.upS) }
+func (r *result) downCPU() []float64 { return sum(r.downC, r.downS) }
+
+func (r *result) upMBps() []float64   { return r.up }
+func (r *result) downMBps() []float64 { return r.down }
+
 func (r *result) rssTotal() []float64 { return sum(r.rssClient, r.rssServer) }
 
 func sum(a, b []float64) []float64 {
@@ -100,18 +107,23 @@ func pairedRatio(a, b []float64) (float64, bool) {
 // evaluate fills rep.checks and returns how many targets were missed or not measured.
 func (rep *report) evaluate() int {
 	ours, raw, gor := rep.find("ours", false), rep.find("raw", false), rep.find("gorilla", false)
-	ours64, gor64 := rep.find("ours", true), rep.find("gorilla", true)
-	cpu := func(name, goal string, other *result, want float64) {
+	ours64, gor64, cp := rep.find("ours", true), rep.find("gorilla", true), rep.find("copy", false)
+	// cpu checks the paired ratio of f (CPU seconds per GiB) of ours to other's.
+	cpu := func(name, goal string, f func(*result) []float64, other *result, want float64) {
 		c := check{name: name, goal: goal}
 		if ours != nil && other != nil {
-			q, ok := pairedRatio(ours.cpu(), other.cpu())
+			q, ok := pairedRatio(f(ours), f(other))
 			c.measured, c.pass = ok, ok && q <= want
-			c.got = fmt.Sprintf("%.2f× (%.2f s vs %.2f s per GiB)", q, stat(ours.cpu()).med, stat(other.cpu()).med)
+			c.got = fmt.Sprintf("%.2f× (%.2f s vs %.2f s per GiB)", q, stat(f(ours)).med, stat(f(other)).med)
 		}
 		rep.checks = append(rep.checks, c)
 	}
-	cpu("relays' CPU per GiB vs raw TCP chain", "≤ 2.0×", raw, 2.0)
-	cpu("relays' CPU per GiB vs gorilla/websocket", "≤ 0.7×", gor, 0.7)
+	cpu("relays' CPU per GiB vs raw TCP chain", "≤ 2.0×", (*result).cpu, raw, 2.0)
+	cpu("relays' CPU per GiB vs gorilla/websocket", "≤ 0.7×", (*result).cpu, gor, 0.7)
+	// Per direction: download need not touch the payload, so it is held to the raw
+	// chain, which splices; upload must unmask every byte, so to the copy chain.
+	cpu("download: relays' CPU per GiB vs raw TCP chain", "≤ 1.5×", (*result).downCPU, raw, 1.5)
+	cpu("upload: relays' CPU per GiB vs copy chain", "≤ 1.1×", (*result).upCPU, cp, 1.1)
 	ratio := func(name, goal string, a, b *result, want float64) {
 		c := check{name: name, goal: goal}
 		if a != nil && b != nil {
@@ -125,8 +137,15 @@ func (rep *report) evaluate() int {
 	}
 	ratio("binary throughput vs raw TCP chain", "≥ 0.85× each way", ours, raw, 0.85)
 	ratio("base64 throughput vs gorilla base64", "≥ 1.3× each way", ours64, gor64, 1.3)
+	c := check{name: "download throughput vs raw TCP chain", goal: "≥ 0.95×"}
+	if ours != nil && raw != nil {
+		q, ok := pairedRatio(ours.down, raw.down)
+		c.measured, c.pass = ok, ok && q >= 0.95
+		c.got = fmt.Sprintf("%.2f× (%.0f MB/s vs %.0f MB/s)", q, stat(ours.down).med, stat(raw.down).med)
+	}
+	rep.checks = append(rep.checks, c)
 
-	c := check{name: "memory per idle tunnel", goal: "≤ 40 KiB client + server"}
+	c = check{name: "memory per idle tunnel", goal: "≤ 40 KiB client + server"}
 	if ours != nil && len(ours.rssClient) > 0 {
 		t := stat(ours.rssTotal()).med
 		c.measured, c.pass = true, t <= 40<<10
@@ -190,7 +209,7 @@ func (rep *report) summary() string {
 	}
 	fmt.Fprintln(&b, rep.machine())
 	for _, c := range rep.checks {
-		fmt.Fprintf(&b, "%-12s %-40s %-32s %s\n", c.verdict(), c.name, c.goal, c.got)
+		fmt.Fprintf(&b, "%-12s %-47s %-32s %s\n", c.verdict(), c.name, c.goal, c.got)
 	}
 	return b.String()
 }
@@ -212,31 +231,32 @@ func (rep *report) writeReport(path, svgPath string) error {
 	p("# Performance\n\n")
 	p("Measured by the harness in `bench/` (`make bench`) on %s, in %s, on a machine with %d cores (%s/%s, %s, kernel %s). %s\n\n",
 		rep.start.UTC().Format("2006-01-02 15:04 MST"), rep.end.Sub(rep.start).Round(time.Second), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), kernel(), rep.machine())
-	p("The same two-hop tunnel is built three ways and measured interleaved, round by round (%d rounds, the order rotating each round), on loopback:\n\n", c.rounds)
+	p("The same two-hop tunnel is built four ways and measured interleaved, round by round (%d rounds, the order rotating each round), on loopback:\n\n", c.rounds)
 	p("- **raw**: load generator → TCP relay → TCP relay → target; each relay is `io.Copy` both ways (splice(2) between the sockets: the data never enters the relay).\n")
+	p("- **copy**: the same, except that each relay reads into a 32 KiB buffer of its own, then writes it (`io.CopyBuffer` with neither side's `ReadFrom` nor `WriteTo`): the least a relay can cost when every byte passes through its memory, as it must where WebSocket masks (upload), since every byte is unmasked.\n")
 	p("- **gorilla**: load generator → TCP↔WebSocket client relay → WebSocket↔TCP server relay → target, written with github.com/gorilla/websocket (`WriteMessage` per TCP read of up to 32 KiB, `NextReader` per message, reused buffers; write buffer 32 KiB from a pool, read buffer gorilla's default). For base64, each message is base64 text (subprotocol `base64`).\n")
 	p("- **ours**: load generator → `websocket-client` (standalone, SOCKS5) → `websocket-server` (standalone, `-orport` to the target) → target; base64 with `-protocol base64` and `-base64=true`.\n\n")
 	if c.label != "" {
 		p("Our programs: %s, from `%s`.\n\n", c.label, c.bin)
 	}
-	p("Every relay is its own process (the raw and gorilla relays are subcommands of the harness binary), so CPU and memory are read from `/proc` the same way for all three: CPU as the run time of the process's threads (`/proc/PID/task/*/schedstat`, in ns), memory as VmRSS (`/proc/PID/status`).\n\n")
+	p("Every relay is its own process (the raw, copy and gorilla relays are subcommands of the harness binary), so CPU and memory are read from `/proc` the same way for all four: CPU as the run time of the process's threads (`/proc/PID/task/*/schedstat`, in ns), memory as VmRSS (`/proc/PID/status`).\n\n")
 
 	p("## Cost per byte\n\nWhat a bridge operator pays for is CPU per byte; throughput on this machine is far above what one tor process pushes. Relays' CPU: the client and the server relay processes' CPU time during one upload and one download of %d MiB per round, per GiB of payload; median (min–max) of %d rounds. Ratios are paired: the median over rounds of (chain ÷ other) within the same round; a base64 chain is compared with gorilla's base64 chain.\n\n", c.size>>20, c.rounds)
-	p("| chain | relays' CPU s/GiB | client | server | CPU vs raw | CPU vs gorilla | upload vs raw | download vs raw |\n|---|---|---|---|---|---|---|---|\n")
-	raw := rep.find("raw", false)
+	p("| chain | relays' CPU s/GiB | client | server | CPU vs raw | CPU vs copy | CPU vs gorilla | upload vs raw | download vs raw |\n|---|---|---|---|---|---|---|---|---|\n")
+	raw, cp := rep.find("raw", false), rep.find("copy", false)
 	for _, r := range rep.results {
 		gor := rep.find("gorilla", r.v.base64)
-		p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.v, stat(r.cpu()).format(1, 2), stat(r.cpuC).format(1, 2), stat(r.cpuS).format(1, 2),
-			pairedText(r, raw, (*result).cpu), pairedText(r, gor, (*result).cpu), pairedText(r, raw, func(r *result) []float64 { return r.up }),
-			pairedText(r, raw, func(r *result) []float64 { return r.down }))
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.v, stat(r.cpu()).format(1, 2), stat(r.cpuC).format(1, 2), stat(r.cpuS).format(1, 2),
+			pairedText(r, raw, (*result).cpu), pairedText(r, cp, (*result).cpu), pairedText(r, gor, (*result).cpu),
+			pairedText(r, raw, (*result).upMBps), pairedText(r, raw, (*result).downMBps))
 	}
 
-	p("\nThe same, each direction alone: CPU seconds per GiB of that direction's payload, client + server relay = both; paired ratio of both to the raw chain's.\n\n")
-	p("| chain | upload: client | server | both | vs raw | download: client | server | both | vs raw |\n|---|---|---|---|---|---|---|---|---|\n")
-	upBoth, downBoth := func(r *result) []float64 { return sum(r.upC, r.upS) }, func(r *result) []float64 { return sum(r.downC, r.downS) }
+	p("\nThe same, each direction alone: CPU seconds per GiB of that direction's payload, client + server relay = both; paired ratios of both to the raw chain's and to the copy chain's.\n\n")
+	p("| chain | upload: client | server | both | vs raw | vs copy | download: client | server | both | vs raw | vs copy |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rep.results {
-		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.v, stat(r.upC).format(1, 2), stat(r.upS).format(1, 2), stat(upBoth(r)).format(1, 2), pairedText(r, raw, upBoth),
-			stat(r.downC).format(1, 2), stat(r.downS).format(1, 2), stat(downBoth(r)).format(1, 2), pairedText(r, raw, downBoth))
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.v,
+			stat(r.upC).format(1, 2), stat(r.upS).format(1, 2), stat(r.upCPU()).format(1, 2), pairedText(r, raw, (*result).upCPU), pairedText(r, cp, (*result).upCPU),
+			stat(r.downC).format(1, 2), stat(r.downS).format(1, 2), stat(r.downCPU()).format(1, 2), pairedText(r, raw, (*result).downCPU), pairedText(r, cp, (*result).downCPU))
 	}
 
 	p("\n## Targets\n\n| target | goal | measured | result |\n|---|---|---|---|\n")
@@ -247,7 +267,7 @@ func (rep *report) writeReport(path, svgPath string) error {
 	p("All chains share the machine's cores with the load generator and the target, so a chain's throughput is what the machine leaves it, and its ratio to another chain moves with the machine. Where cores are to spare, every chain runs about as fast as the load generator and the ratios approach 1; where they are scarce, the ratios approach the inverse of the chains' CPU per byte. What moves them:\n\n")
 	p("- **Size of the pushes.** The load generator writes %d KiB at a time (`-chunk`); bigger writes mean fewer system calls and wake-ups per byte in every relay, which a raw chain that splices feels most.\n", c.chunk>>10)
 	p("- **One direction or both.** Each round here runs an upload, then a download, never both at once; a test that runs only uploads measures only the masking direction of our client (the costlier one) and our server's unmasking.\n")
-	p("- **Size of the chunks relayed.** Our relays read at most 32 KiB at a time and send one frame per read; gorilla's relays likewise; the raw relays move whatever the socket holds.\n")
+	p("- **Size of the chunks relayed.** Our relays read at most 32 KiB at a time and send one frame per read; gorilla's relays likewise, and the copy relays read at most 32 KiB at a time too; the raw relays move whatever the socket holds.\n")
 	p("- **Steal time.** On a virtual machine the hypervisor takes time from whatever runs at that moment, so the spread of every figure grows with steal, and the ratios move: with 50%% steal, an earlier run of this report read our chain at 1.09× the raw chain's throughput; here steal was %s.\n\n", stealText(rep))
 	p("CPU per GiB is the figure that travels best from machine to machine: it counts what the relays do per byte, not what the machine leaves them. Cache contention and frequency still move it, hence its spread.\n\n")
 
@@ -263,14 +283,14 @@ func (rep *report) writeReport(path, svgPath string) error {
 			p("| %s | %s | %s |\n", r.v, stat(r.p50).format(1, 0), stat(r.p99).format(1, 0))
 		}
 	}
-	p("\n## Memory per idle tunnel\n\nFresh relay processes; VmRSS of each before and 1 s after opening %d tunnels (fewer for raw, whose relays need 6 descriptors per tunnel; each proven by a one-byte echo, then idle), difference ÷ tunnels; KiB, median (min–max) of %d repetitions.\n\n", c.rssTunnels, c.rssRounds)
+	p("\n## Memory per idle tunnel\n\nFresh relay processes; VmRSS of each before and 1 s after opening %d tunnels (fewer for raw, whose relays need 6 descriptors per tunnel; the copy chain's relays hold two 32 KiB buffers per tunnel, allocated up front; each proven by a one-byte echo, then idle), difference ÷ tunnels; KiB, median (min–max) of %d repetitions.\n\n", c.rssTunnels, c.rssRounds)
 	p("| chain | tunnels | client KiB | server KiB | together KiB |\n|---|---|---|---|---|\n")
 	for _, r := range rep.results {
 		if len(r.rssClient) > 0 {
 			p("| %s | %d | %s | %s | %s |\n", r.v, r.rssTunnels, stat(r.rssClient).format(1024, 1), stat(r.rssServer).format(1024, 1), stat(r.rssTotal()).format(1024, 1))
 		}
 	}
-	p("\n## Concurrent tunnels\n\nFresh relay processes; %d load-generator processes open %d tunnels together (at most 32 being opened at a time by each), then every tunnel carries 4 echoes of 1 KiB at the same time, checked byte for byte. RLIMIT_NOFILE of every process: %d. Chains: %s (the raw relays cannot take part: io.Copy splices through a pipe per direction, 6 descriptors per tunnel in each relay, so about %d tunnels at most).\n\n", c.concProcs, c.concTunnels, rep.nofile, c.concFamilies, rawMaxTunnels(rep.nofile)+300)
+	p("\n## Concurrent tunnels\n\nFresh relay processes; %d load-generator processes open %d tunnels together (at most 32 being opened at a time by each), then every tunnel carries 4 echoes of 1 KiB at the same time, checked byte for byte. RLIMIT_NOFILE of every process: %d. Chains: %s (the raw relays cannot take part: io.Copy splices through a pipe per direction, 6 descriptors per tunnel in each relay, so about %d tunnels at most; the copy chain need not, being there for its CPU per byte).\n\n", c.concProcs, c.concTunnels, rep.nofile, c.concFamilies, rawMaxTunnels(rep.nofile)+300)
 	p("| chain | opened | carried traffic | errors | time to open | relays alive | first error |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range rep.results {
 		if l := r.conc; l != nil {
