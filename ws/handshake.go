@@ -81,8 +81,6 @@ func hasToken(h http.Header, name, token string, eq func(a, b string) bool) bool
 	return false
 }
 
-func same(a, b string) bool { return a == b }
-
 // checkRequest validates an opening handshake (section 4.2.1) and returns
 // the HTTP status and message of a refusal, or 0.
 func checkRequest(r *http.Request) (int, string) {
@@ -134,7 +132,7 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opt *Options) (*Conn, error
 		http.Error(w, msg, code)
 		return nil, errors.New("websocket: refused: " + msg)
 	}
-	b64 := o.Base64 && hasToken(r.Header, "Sec-WebSocket-Protocol", "base64", same)
+	b64 := o.Base64 && hasToken(r.Header, "Sec-WebSocket-Protocol", "base64", func(a, b string) bool { return a == b })
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		http.Error(w, "cannot upgrade", http.StatusInternalServerError)
