@@ -141,12 +141,9 @@ func (d *decoder) flush(p []byte) int {
 	return n
 }
 
-// end checks the end of a message: no partial group may remain.
-func (d *decoder) end() error {
-	truncated := d.nc != 0
+// end ends a message and reports whether it was truncated: a partial group remained.
+func (d *decoder) end() (truncated bool) {
+	truncated = d.nc != 0
 	*d = decoder{out: d.out, oi: d.oi, on: d.on}
-	if truncated {
-		return errBase64
-	}
-	return nil
+	return truncated
 }

@@ -119,7 +119,7 @@ func (c *Conn) readText(p []byte) (int, error) {
 
 func (c *Conn) endMessage() error {
 	c.msgLen, c.msgFrms = 0, 0
-	if c.msgText && c.dec.end() != nil {
+	if c.msgText && c.dec.end() {
 		return c.fail(CloseInvalidData, "truncated base64 message")
 	}
 	return nil
