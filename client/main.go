@@ -20,8 +20,7 @@ import (
 	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/ws"
 )
 
-// version is set at build time with -ldflags "-X main.version=..." (see pt.Version).
-var version string
+var version string // see pt.Version
 
 func init() { version = pt.Version(version) }
 
