@@ -231,13 +231,11 @@ func (s *Stats) Tunnel(log *Logger, tor, ws net.Conn, halfClose time.Duration, w
 	}()
 }
 
-// Report logs the figures (never an address) and, when status is not nil (managed mode), sends
-// them to tor as a STATUS line too.
+// Report logs the figures (never an address) and sends them to tor as a STATUS line too (status
+// is an Output of io.Discard in standalone mode).
 func (s *Stats) Report(log *Logger, status *Output, method string) {
 	conns, sent, recv := s.Conns.Load(), s.Sent.Load(), s.Received.Load()
 	log.Noticef("summary: %d connections, %d bytes sent, %d bytes received", conns, sent, recv)
-	if status != nil {
-		status.Status(method, "CONNECTIONS", strconv.FormatInt(conns, 10),
-			"BYTES_SENT", strconv.FormatInt(sent, 10), "BYTES_RECEIVED", strconv.FormatInt(recv, 10))
-	}
+	status.Status(method, "CONNECTIONS", strconv.FormatInt(conns, 10),
+		"BYTES_SENT", strconv.FormatInt(sent, 10), "BYTES_RECEIVED", strconv.FormatInt(recv, 10))
 }
