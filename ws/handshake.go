@@ -22,9 +22,8 @@ type Options struct {
 	// offers it; client — offer "base64" (and then require the server to
 	// accept it or no protocol).
 	Base64 bool
-	// MaxMessage bounds the payload of one received data message (bytes on
-	// the wire, i.e. base64 text length for text); 0 means DefaultMaxMessage.
-	// Over it, or over max(4096, MaxMessage/1024) frames: close 1009.
+	// MaxMessage bounds one received data message, in bytes on the wire (see
+	// the package doc); 0 means DefaultMaxMessage.
 	MaxMessage int
 	// HandshakeTimeout bounds the opening handshake: the client's whole
 	// exchange; on the server, writing the answer (reading the request is
