@@ -6,11 +6,9 @@ import (
 	"time"
 )
 
-// CloseWrite sends a Close frame with status 1000: the peer reads io.EOF.
-// Reading goes on until the peer's Close. If that Close came first, this is
-// the answer to it, and the server then closes the TCP connection. It
-// returns nil if a Close was sent, now or before, and the write error that
-// ended writing if none could be.
+// CloseWrite sends a Close frame with status 1000, the peer's io.EOF (what
+// follows is in doc.go's table). It returns nil if a Close was sent, now or
+// before, and the write error that ended writing if none could be.
 func (c *Conn) CloseWrite() error {
 	c.wlock <- struct{}{}
 	defer c.unlock()
