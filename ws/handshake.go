@@ -38,10 +38,8 @@ type Options struct {
 }
 
 const (
-	defaultHandshakeTimeout = 10 * time.Second
-	defaultCloseTimeout     = 2 * time.Second
-	maxResponseHead         = 8 << 10 // bytes of the server's answer, headers included
-	acceptGUID              = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+	maxResponseHead = 8 << 10 // bytes of the server's answer, headers included
+	acceptGUID      = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 )
 
 func (o *Options) get() Options {
@@ -50,10 +48,10 @@ func (o *Options) get() Options {
 		r = *o
 	}
 	if r.HandshakeTimeout <= 0 {
-		r.HandshakeTimeout = defaultHandshakeTimeout
+		r.HandshakeTimeout = 10 * time.Second
 	}
 	if r.CloseTimeout <= 0 {
-		r.CloseTimeout = defaultCloseTimeout
+		r.CloseTimeout = 2 * time.Second
 	}
 	if r.MaxMessage <= 0 {
 		r.MaxMessage = DefaultMaxMessage
