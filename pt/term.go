@@ -11,8 +11,7 @@ import (
 	"time"
 )
 
-// Termination tells the program when to stop accepting connections and when to exit
-// (pt-spec 3.4).
+// Termination tells the program when to stop accepting connections and when to exit (pt-spec 3.4).
 type Termination struct {
 	stop, now         chan struct{}
 	fireStop, fireNow func() // close stop; close stop and now: each at most once
