@@ -37,14 +37,13 @@ type Bindaddr struct {
 
 // ServerInfo is the configuration tor gives a server PT (pt-spec 3.2.1, 3.2.3).
 type ServerInfo struct {
-	Bindaddrs        []Bindaddr
-	OrAddr           *net.TCPAddr // TOR_PT_ORPORT (may be nil if only ExtORPort given)
-	ExtendedOrAddr   *net.TCPAddr // nil when unset or empty
-	AuthCookieFile   string
-	StateLocation    string
-	ExitOnStdinClose bool
-	// Source addresses for connections to a non-loopback ORPort; nil when unset.
-	OutboundV4, OutboundV6 net.IP
+	Bindaddrs              []Bindaddr
+	OrAddr                 *net.TCPAddr // TOR_PT_ORPORT (may be nil if only ExtORPort given)
+	ExtendedOrAddr         *net.TCPAddr // nil when unset or empty
+	AuthCookieFile         string
+	StateLocation          string
+	ExitOnStdinClose       bool
+	OutboundV4, OutboundV6 net.IP // source addresses towards a non-loopback ORPort; nil when unset
 }
 
 // setupCommon negotiates the version and reads the variables common to both roles (pt-spec
