@@ -217,7 +217,8 @@ func (s *Stats) Tunnel(log *Logger, tor, ws net.Conn, halfClose time.Duration, w
 	go func() {
 		defer done()
 		start := time.Now()
-		sent, received, err := Relay(tor, ws, RelayOptions{HalfClose: halfClose, CountAToB: &s.Sent, CountBToA: &s.Received})
+		sent, received, err := Relay(tor, ws, RelayOptions{HalfClose: halfClose,
+			CountAToB: &s.Sent, CountBToA: &s.Received})
 		msg := fmt.Sprintf("tunnel %d closed after %v: %d bytes received, %d sent", id,
 			time.Since(start).Round(time.Millisecond), received, sent)
 		if err != nil {
