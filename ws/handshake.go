@@ -113,9 +113,8 @@ func IsUpgrade(r *http.Request) bool {
 // Upgrade validates the whole request, then hijacks. On refusal it writes
 // an ordinary HTTP error (400, 405, 426 with Sec-WebSocket-Version: 13)
 // and returns an error; the caller writes nothing more. Bytes already
-// buffered by net/http are kept for the first frame; the handshake timeout
-// bounds writing the answer, and the conn's deadlines are cleared after.
-// Extensions are always declined.
+// buffered by net/http are kept for the first frame; the conn's deadlines
+// are cleared after the answer, which Options.HandshakeTimeout bounds.
 func Upgrade(w http.ResponseWriter, r *http.Request, opt *Options) (*Conn, error) {
 	o := opt.get()
 	code, msg := checkRequest(r)
@@ -177,8 +176,7 @@ func (e *StatusError) Error() string {
 // u.Host, request target from u.RequestURI()). It fails on any status but
 // 101 (a *StatusError; no redirects), a wrong Sec-WebSocket-Accept,
 // missing Upgrade or Connection, an unoffered protocol or any extension.
-// The handshake timeout bounds the whole exchange; deadlines are cleared
-// after. On error the caller closes conn.
+// Deadlines are cleared after; on error the caller closes conn.
 func Client(conn net.Conn, u *url.URL, opt *Options) (*Conn, error) {
 	o := opt.get()
 	var k [16]byte
