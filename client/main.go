@@ -20,8 +20,7 @@ import (
 	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/ws"
 )
 
-// version is set at build time with -ldflags "-X main.version=..." (see pt.Version).
-var version string
+var version string // see pt.Version
 
 func init() { version = pt.Version(version) }
 
@@ -40,13 +39,13 @@ type bridge struct {
 
 // client holds what every connection shares.
 type client struct {
-	defaults bridge
-	dialer   *pt.Dialer
-	log      *pt.Logger
-	stats    pt.Stats
-	stall    time.Duration // StallConn bound on every tunnel write
-	relay    pt.RelayOptions
-	flash    *flash
+	defaults  bridge
+	dialer    *pt.Dialer
+	log       *pt.Logger
+	stats     pt.Stats
+	stall     time.Duration // StallConn bound on every tunnel write
+	halfClose time.Duration // RelayOptions.HalfClose
+	flash     *flash
 }
 
 func main() { os.Exit(run()) }
@@ -62,7 +61,7 @@ func run() int {
 	proxy := fs.String("proxy", "", "outgoing proxy `URL`: socks5://, socks4a:// or http:// (standalone mode)")
 	c := &client{dialer: &pt.Dialer{Timeout: connectTimeout}}
 	fs.DurationVar(&c.stall, "stall-timeout", 5*time.Minute, "close a tunnel whose peer takes no data for this long (0: never)")
-	fs.DurationVar(&c.relay.HalfClose, "half-close-timeout", time.Minute, "close a tunnel this long after one direction ended (0: never)")
+	fs.DurationVar(&c.halfClose, "half-close-timeout", time.Minute, "close a tunnel this long after one direction ended (0: never)")
 	fs.IntVar(&c.dialer.Buffer, "socket-buffer", pt.SocketBuffer, "kernel send and receive buffers of each WebSocket, in `bytes` (0: the system's)")
 	c.flash = &flash{c: c}
 	c.flash.flags(fs)
@@ -73,7 +72,6 @@ func run() int {
 	}
 	usage := func(err error) int { fmt.Fprintln(os.Stderr, "websocket-client:", err); return 2 }
 	c.log = log
-	c.relay.CountAToB, c.relay.CountBToA = &c.stats.Sent, &c.stats.Received
 	var err error
 	if c.defaults, err = parseBridge(defaults, bridge{}); err != nil {
 		return usage(err)
@@ -174,31 +172,16 @@ func (c *client) handle(conn net.Conn, connect func(*pt.SocksConn) (*ws.Conn, er
 		sc.Reject(err)
 		return
 	}
-	relaying = c.tunnel(sc, wsConn)
-}
-
-// tunnel grants tor's SOCKS request and relays it to the WebSocket in a goroutine of its own,
-// whose stack has not grown in the handshakes. It reports whether the relay started; if not, the
-// WebSocket is closed and the caller still owns sc and the count in c.stats.Active.
-func (c *client) tunnel(sc *pt.SocksConn, wsConn *ws.Conn) bool {
 	if err := sc.Grant(); err != nil {
 		c.log.Infof("SOCKS reply: %v", err)
 		wsConn.Close()
-		return false
+		return
 	}
-	id := c.stats.Conns.Add(1)
-	c.log.Infof("tunnel %d opened", id)
-	go func() {
-		defer c.stats.Active.Add(-1)
-		start := time.Now()
-		sent, received, err := pt.Relay(sc.Conn, wsConn, c.relay) // closes both
-		logf, ce := c.log.Infof, (*ws.CloseError)(nil)
-		if errors.As(err, &ce) && ce.Code == ws.CloseInternalError {
-			logf = c.log.Warnf // the bridge failed it: its tor may be down
-		}
-		logf("%s", pt.Closed(id, start, received, sent, err))
-	}()
-	return true
+	relaying = true
+	c.stats.Tunnel(c.log, sc.Conn, wsConn, c.halfClose, func(err error) bool {
+		ce := (*ws.CloseError)(nil) // 1011: the bridge failed it, its tor may be down
+		return errors.As(err, &ce) && ce.Code == ws.CloseInternalError
+	}, func() { c.stats.Active.Add(-1) })
 }
 
 // connect dials the SOCKS target (the Bridge line's address, never the URL's host, which is not

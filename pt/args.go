@@ -113,9 +113,8 @@ func ParseServerTransportOptions(s string) (map[string]Args, error) {
 	return opts, nil
 }
 
-// encodeSmethodArgs renders args for the ARGS: option of an SMETHOD line (pt-spec 3.3.3):
-// "k=v,k=v" with '\', '=' and ',' escaped by a backslash, keys sorted, values of one key in
-// order.
+// encodeSmethodArgs renders args for the ARGS: option of an SMETHOD line (pt-spec 3.3.3): "k=v,k=v"
+// with '\', '=' and ',' escaped by a backslash, keys sorted, values of one key in order.
 func encodeSmethodArgs(args Args) string {
 	escape := strings.NewReplacer(`\`, `\\`, `=`, `\=`, `,`, `\,`).Replace
 	keys := make([]string, 0, len(args))

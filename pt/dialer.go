@@ -22,15 +22,13 @@ import (
 // maxHTTPHead bounds the response head of an HTTP proxy.
 const maxHTTPHead = 8192
 
-// Dialer makes the client's outgoing TCP connections, directly or through the proxy of
-// TOR_PT_PROXY (pt-spec section 3.2.2), from the source addresses of
-// TOR_PT_OUTBOUND_BIND_ADDRESS_V4/V6. A Dialer may be used by several goroutines at once.
+// Dialer makes the client's outgoing TCP connections, as the package doc says (pt-spec 3.2.2). A
+// Dialer may be used by several goroutines at once.
 type Dialer struct {
-	ProxyURL   *url.URL // socks5://, socks4a:// or http://, with optional user:pass@; nil: direct
-	OutboundV4 net.IP   // source address for IPv4 destinations (ignored for loopback)
-	OutboundV6 net.IP   // source address for IPv6 destinations (ignored for loopback)
-	Timeout    time.Duration
-	Buffer     int // the sockets' kernel buffers (see Buffers); 0: the system's
+	ProxyURL               *url.URL // socks5://, socks4a:// or http://, with optional user:pass@; nil: direct
+	OutboundV4, OutboundV6 net.IP   // source addresses for IPv4 and IPv6 destinations (ignored for loopback)
+	Timeout                time.Duration
+	Buffer                 int // the sockets' kernel buffers (see Buffers); 0: the system's
 }
 
 // Socket buffers bound what a peer who stops reading pins, and the steps in which a slow reader's

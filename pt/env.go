@@ -37,42 +37,35 @@ type Bindaddr struct {
 
 // ServerInfo is the configuration tor gives a server PT (pt-spec 3.2.1, 3.2.3).
 type ServerInfo struct {
-	Bindaddrs        []Bindaddr
-	OrAddr           *net.TCPAddr // TOR_PT_ORPORT (may be nil if only ExtORPort given)
-	ExtendedOrAddr   *net.TCPAddr // nil when unset or empty
-	AuthCookieFile   string
-	StateLocation    string
-	ExitOnStdinClose bool
-	// Source addresses for connections to a non-loopback ORPort; nil when unset.
-	OutboundV4, OutboundV6 net.IP
+	Bindaddrs              []Bindaddr
+	OrAddr                 *net.TCPAddr // TOR_PT_ORPORT (may be nil if only ExtORPort given)
+	ExtendedOrAddr         *net.TCPAddr // nil when unset or empty
+	AuthCookieFile         string
+	StateLocation          string
+	ExitOnStdinClose       bool
+	OutboundV4, OutboundV6 net.IP // source addresses towards a non-loopback ORPort; nil when unset
 }
 
-// common holds the variables of both roles (pt-spec 3.2.1, 3.2.2).
-type common struct {
-	state  string
-	exit   bool
-	v4, v6 net.IP
-}
-
-// setupCommon negotiates the version and reads the variables common to both roles. It prints
-// VERSION 1, or VERSION-ERROR / ENV-ERROR and returns an error.
-func setupCommon(out *Output, getenv func(string) string) (c common, err error) {
+// setupCommon negotiates the version and reads the variables common to both roles (pt-spec
+// 3.2.1, 3.2.2) into the fields of a ServerInfo that ClientInfo has too. It prints VERSION 1, or
+// VERSION-ERROR / ENV-ERROR and returns an error.
+func setupCommon(out *Output, getenv func(string) string) (c *ServerInfo, err error) {
 	if !slices.Contains(strings.Split(getenv("TOR_PT_MANAGED_TRANSPORT_VER"), ","), "1") {
-		return c, out.VersionError("no-version")
+		return nil, out.VersionError("no-version")
 	}
 	out.Version()
-	c.state = getenv("TOR_PT_STATE_LOCATION")
-	if !filepath.IsAbs(c.state) {
-		return c, out.EnvError("TOR_PT_STATE_LOCATION must be set to an absolute path")
+	c = &ServerInfo{StateLocation: getenv("TOR_PT_STATE_LOCATION")}
+	if !filepath.IsAbs(c.StateLocation) {
+		return nil, out.EnvError("TOR_PT_STATE_LOCATION must be set to an absolute path")
 	}
-	if err := os.MkdirAll(c.state, 0o700); err != nil {
-		return c, out.EnvError(fmt.Sprintf("TOR_PT_STATE_LOCATION: cannot create the directory: %v", err))
+	if err := os.MkdirAll(c.StateLocation, 0o700); err != nil {
+		return nil, out.EnvError(fmt.Sprintf("TOR_PT_STATE_LOCATION: cannot create the directory: %v", err))
 	}
-	c.exit = getenv("TOR_PT_EXIT_ON_STDIN_CLOSE") == "1"
-	if c.v4, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V4", "IPv4"); err != nil {
-		return c, err
+	c.ExitOnStdinClose = getenv("TOR_PT_EXIT_ON_STDIN_CLOSE") == "1"
+	if c.OutboundV4, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V4", "IPv4"); err != nil {
+		return nil, err
 	}
-	c.v6, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V6", "IPv6")
+	c.OutboundV6, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V6", "IPv6")
 	return c, err
 }
 
@@ -85,7 +78,8 @@ func ClientSetup(out *Output, getenv func(string) string, supported []string) (*
 	if err != nil {
 		return nil, err
 	}
-	info := &ClientInfo{StateLocation: c.state, ExitOnStdinClose: c.exit, OutboundV4: c.v4, OutboundV6: c.v6}
+	info := &ClientInfo{StateLocation: c.StateLocation, ExitOnStdinClose: c.ExitOnStdinClose, OutboundV4: c.OutboundV4,
+		OutboundV6: c.OutboundV6}
 	requested := getenv("TOR_PT_CLIENT_TRANSPORTS")
 	if requested == "" {
 		return nil, out.EnvError("no TOR_PT_CLIENT_TRANSPORTS")
@@ -153,11 +147,10 @@ func ParseProxyURL(s string) (*url.URL, error) {
 // TOR_PT_SERVER_BINDADDR (which may be omitted) gets 0.0.0.0:0, which tor publishes with its own
 // address. When Bindaddrs is empty the caller prints just SMETHODS DONE.
 func ServerSetup(out *Output, getenv func(string) string, supported []string) (*ServerInfo, error) {
-	c, err := setupCommon(out, getenv)
+	info, err := setupCommon(out, getenv)
 	if err != nil {
 		return nil, err
 	}
-	info := &ServerInfo{StateLocation: c.state, ExitOnStdinClose: c.exit, OutboundV4: c.v4, OutboundV6: c.v6}
 	requested := getenv("TOR_PT_SERVER_TRANSPORTS")
 	if requested == "" {
 		return nil, out.EnvError("no TOR_PT_SERVER_TRANSPORTS")

@@ -28,12 +28,11 @@ const (
 	extOrMaxIgnored = 16 // unknown replies skipped while waiting for OKAY or DENY
 )
 
-// DialOr connects to tor for one client connection. With an Extended ORPort
-// (info.ExtendedOrAddr) it authenticates with SAFE_COOKIE, reading info.AuthCookieFile afresh
-// (tor may rewrite it), then sends USERADDR clientAddr (omitted when empty), TRANSPORT
-// methodName and DONE, and waits for OKAY. Without one it connects to info.OrAddr. The whole
-// exchange runs within extOrTimeout; the returned connection has no deadline and carries the
-// Tor stream.
+// DialOr connects to tor for one client connection. With an Extended ORPort (info.ExtendedOrAddr)
+// it authenticates with SAFE_COOKIE, reading info.AuthCookieFile afresh (tor may rewrite it), then
+// sends USERADDR clientAddr (omitted when empty), TRANSPORT methodName and DONE, and waits for
+// OKAY. Without one it connects to info.OrAddr. The whole exchange runs within extOrTimeout; the
+// returned connection has no deadline and carries the Tor stream.
 func DialOr(info *ServerInfo, clientAddr, methodName string) (*net.TCPConn, error) {
 	return dialOr(info, clientAddr, methodName, extOrTimeout)
 }

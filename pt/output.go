@@ -42,20 +42,22 @@ func (o *Output) errorLine(keyword, name, msg string) error {
 	return errors.New(o.line(keyword, escape(name, false), escape(msg, false)))
 }
 
-// Version prints "VERSION 1".
-func (o *Output) Version() { o.line("VERSION", "1") }
+// Version, ProxyDone (TOR_PT_PROXY is accepted and will be used), CmethodsDone and SmethodsDone
+// print "VERSION 1", "PROXY DONE", "CMETHODS DONE" and "SMETHODS DONE".
+func (o *Output) Version()      { o.line("VERSION", "1") }
+func (o *Output) ProxyDone()    { o.line("PROXY", "DONE") }
+func (o *Output) CmethodsDone() { o.line("CMETHODS", "DONE") }
+func (o *Output) SmethodsDone() { o.line("SMETHODS", "DONE") }
 
-// VersionError prints "VERSION-ERROR msg" (pt-spec asks for "no-version") and returns an error.
-func (o *Output) VersionError(msg string) error { return o.errorLine("VERSION-ERROR", "", msg) }
-
-// EnvError prints "ENV-ERROR msg" and returns an error; the program must then exit.
-func (o *Output) EnvError(msg string) error { return o.errorLine("ENV-ERROR", "", msg) }
-
-// ProxyDone prints "PROXY DONE": TOR_PT_PROXY is accepted and will be used.
-func (o *Output) ProxyDone() { o.line("PROXY", "DONE") }
-
-// ProxyError prints "PROXY-ERROR msg" and returns an error; the program must then exit.
-func (o *Output) ProxyError(msg string) error { return o.errorLine("PROXY-ERROR", "", msg) }
+// VersionError (pt-spec asks for msg "no-version"), EnvError and ProxyError print
+// "VERSION-ERROR msg", "ENV-ERROR msg" and "PROXY-ERROR msg", and return it as an error: the
+// program must then exit. CmethodError and SmethodError print "CMETHOD-ERROR name msg" and
+// "SMETHOD-ERROR name msg", and return it as an error.
+func (o *Output) VersionError(msg string) error       { return o.errorLine("VERSION-ERROR", "", msg) }
+func (o *Output) EnvError(msg string) error           { return o.errorLine("ENV-ERROR", "", msg) }
+func (o *Output) ProxyError(msg string) error         { return o.errorLine("PROXY-ERROR", "", msg) }
+func (o *Output) CmethodError(name, msg string) error { return o.errorLine("CMETHOD-ERROR", name, msg) }
+func (o *Output) SmethodError(name, msg string) error { return o.errorLine("SMETHOD-ERROR", name, msg) }
 
 // Cmethod prints "CMETHOD name socks addr", socks being "socks4" or "socks5". If name is not a
 // transport name (pt-spec 3.1), socks is neither, or addr is not an IP address with a non-zero
@@ -70,12 +72,6 @@ func (o *Output) Cmethod(name, socks string, addr net.Addr) {
 		o.line("CMETHOD", name, socks, a)
 	}
 }
-
-// CmethodError prints "CMETHOD-ERROR name msg" and returns an error.
-func (o *Output) CmethodError(name, msg string) error { return o.errorLine("CMETHOD-ERROR", name, msg) }
-
-// CmethodsDone prints "CMETHODS DONE".
-func (o *Output) CmethodsDone() { o.line("CMETHODS", "DONE") }
 
 // Smethod prints "SMETHOD name addr", followed by " ARGS:k=v,..." when args is not empty
 // (escaped as pt-spec 3.3.3 says, keys sorted). Invalid input (see Cmethod), or args holding a
@@ -94,12 +90,6 @@ func (o *Output) Smethod(name string, addr net.Addr, args Args) {
 		o.line("SMETHOD", name, a, opt)
 	}
 }
-
-// SmethodError prints "SMETHOD-ERROR name msg" and returns an error.
-func (o *Output) SmethodError(name, msg string) error { return o.errorLine("SMETHOD-ERROR", name, msg) }
-
-// SmethodsDone prints "SMETHODS DONE".
-func (o *Output) SmethodsDone() { o.line("SMETHODS", "DONE") }
 
 // Log prints `LOG SEVERITY=severity MESSAGE="msg"` with msg as a C-style quoted string. A
 // severity that tor does not know is replaced by "error", and named in the message.

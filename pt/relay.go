@@ -207,24 +207,36 @@ type Stats struct {
 	Sent, Received atomic.Int64 // bytes written to WebSockets; bytes read from them
 }
 
-// Closed describes the end of tunnel id, which Relay returned at once, for a log line: how long
-// it lived, bytes each way as seen from the WebSocket side, and err unless nil.
-func Closed(id int64, start time.Time, received, sent int64, err error) string {
-	msg := fmt.Sprintf("tunnel %d closed after %v: %d bytes received, %d sent", id,
-		time.Since(start).Round(time.Millisecond), received, sent)
-	if err != nil {
-		msg += ": " + err.Error()
-	}
-	return msg
+// Tunnel counts a tunnel in s, logs its opening, and relays tor and ws, the WebSocket, in a
+// goroutine of its own, whose stack has not grown in the handshakes (see Relay). At the end it
+// logs how long the tunnel lived, the bytes each way as seen from the WebSocket side and Relay's
+// error, at warning level when warn (unless nil) says so, and calls done.
+func (s *Stats) Tunnel(log *Logger, tor, ws net.Conn, halfClose time.Duration, warn func(error) bool, done func()) {
+	id := s.Conns.Add(1)
+	log.Infof("tunnel %d opened", id)
+	go func() {
+		defer done()
+		start := time.Now()
+		sent, received, err := Relay(tor, ws, RelayOptions{HalfClose: halfClose,
+			CountAToB: &s.Sent, CountBToA: &s.Received})
+		msg := fmt.Sprintf("tunnel %d closed after %v: %d bytes received, %d sent", id,
+			time.Since(start).Round(time.Millisecond), received, sent)
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		logf := log.Infof
+		if warn != nil && warn(err) {
+			logf = log.Warnf
+		}
+		logf("%s", msg)
+	}()
 }
 
-// Report logs the figures (never an address) and, when status is not nil (managed mode), sends
-// them to tor as a STATUS line too.
+// Report logs the figures (never an address) and sends them to tor as a STATUS line too (status
+// is an Output of io.Discard in standalone mode).
 func (s *Stats) Report(log *Logger, status *Output, method string) {
 	conns, sent, recv := s.Conns.Load(), s.Sent.Load(), s.Received.Load()
 	log.Noticef("summary: %d connections, %d bytes sent, %d bytes received", conns, sent, recv)
-	if status != nil {
-		status.Status(method, "CONNECTIONS", strconv.FormatInt(conns, 10),
-			"BYTES_SENT", strconv.FormatInt(sent, 10), "BYTES_RECEIVED", strconv.FormatInt(recv, 10))
-	}
+	status.Status(method, "CONNECTIONS", strconv.FormatInt(conns, 10),
+		"BYTES_SENT", strconv.FormatInt(sent, 10), "BYTES_RECEIVED", strconv.FormatInt(recv, 10))
 }

@@ -28,9 +28,8 @@ const (
 )
 
 // wire does the exact reads and writes of a handshake and keeps the first error, so that a
-// handshake is a list of steps with one check at the end. It never reads ahead. After an
-// error, reads give zero bytes (which end every loop and match no success) and writes do
-// nothing.
+// handshake is a list of steps with one check at the end. It never reads ahead. After an error,
+// reads give zero bytes (which end every loop and match no success) and writes do nothing.
 type wire struct {
 	rw  io.ReadWriter
 	err error

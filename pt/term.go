@@ -11,8 +11,7 @@ import (
 	"time"
 )
 
-// Termination tells the program when to stop accepting connections and when to exit
-// (pt-spec 3.4).
+// Termination tells the program when to stop accepting connections and when to exit (pt-spec 3.4).
 type Termination struct {
 	stop, now         chan struct{}
 	fireStop, fireNow func() // close stop; close stop and now: each at most once
@@ -82,11 +81,10 @@ func monitor(sigs <-chan os.Signal, stopSignals func(), stdin io.Reader, exitOnS
 	return t
 }
 
-// Stop is closed at the first SIGINT or at any "now" event: stop accepting.
+// Stop is closed at the first SIGINT or at any "now" event: stop accepting. Now is closed at
+// SIGTERM, a second SIGINT, stdin EOF or the parent's death: exit.
 func (t *Termination) Stop() <-chan struct{} { return t.stop }
-
-// Now is closed at SIGTERM, a second SIGINT, stdin EOF or the parent's death: exit.
-func (t *Termination) Now() <-chan struct{} { return t.now }
+func (t *Termination) Now() <-chan struct{}  { return t.now }
 
 // Wait is the rest of a program's life once its listeners are open: it calls report every hour
 // until Stop is closed, then closes the listeners, waits for the open connections to end (Drain)

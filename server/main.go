@@ -23,8 +23,7 @@ import (
 	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/ws"
 )
 
-// version is set at build time with -ldflags "-X main.version=..." (see pt.Version).
-var version string
+var version string // see pt.Version
 
 func init() { version = pt.Version(version) }
 
@@ -260,15 +259,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Debugf("WebSocket handshake from %s: %v", r.RemoteAddr, err)
 		return
 	}
-	id := s.stats.Conns.Add(1)
-	s.log.Infof("tunnel %d opened", id)
-	go func() {
-		defer done()
-		start := time.Now()
-		in, out, err := pt.Relay(conn, pt.StallConn(or, s.opt.stallTimeout), pt.RelayOptions{
-			HalfClose: s.opt.halfClose, CountAToB: &s.stats.Received, CountBToA: &s.stats.Sent})
-		s.log.Infof("%s", pt.Closed(id, start, in, out, err))
-	}()
+	s.stats.Tunnel(s.log, pt.StallConn(or, s.opt.stallTimeout), conn, s.opt.halfClose, nil, done)
 }
 
 // clientAddr is the address given to tor in USERADDR: the peer's, or when the peer is a trusted

@@ -9,10 +9,9 @@ import (
 	"sync"
 )
 
-// The "base64" subprotocol (transport proposal): each message is standard
-// base64 (RFC 4648 section 4) with "=" padding only at its end, and may be
-// split across frames anywhere. decoder decodes one message incrementally,
-// keeping at most one partial 4-character group and one decoded group.
+// decoder decodes one message of the "base64" subprotocol (standard base64,
+// RFC 4648 section 4; see doc.go) as its frames come, keeping at most one
+// partial 4-character group and one decoded group.
 type decoder struct {
 	carry  [4]byte // characters of an incomplete group
 	nc     int     // len of carry in use
@@ -23,8 +22,7 @@ type decoder struct {
 
 var errBase64 = errors.New("invalid base64 in text message")
 
-// strict rejects padding anywhere but at the end, and unused bits that are
-// not zero; decodeStrict refuses the '\r' and '\n' that strict skips.
+// strict rejects padding anywhere but at the end and non-zero unused bits.
 var strict = base64.StdEncoding.Strict()
 
 // The codec below takes 12 bits at a time through a table: two characters
@@ -141,12 +139,9 @@ func (d *decoder) flush(p []byte) int {
 	return n
 }
 
-// end checks the end of a message: no partial group may remain.
-func (d *decoder) end() error {
-	truncated := d.nc != 0
+// end ends a message and reports whether it was truncated: a partial group remained.
+func (d *decoder) end() (truncated bool) {
+	truncated = d.nc != 0
 	*d = decoder{out: d.out, oi: d.oi, on: d.on}
-	if truncated {
-		return errBase64
-	}
-	return nil
+	return truncated
 }

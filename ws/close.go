@@ -6,11 +6,9 @@ import (
 	"time"
 )
 
-// CloseWrite sends a Close frame with status 1000: the peer reads io.EOF.
-// Reading goes on until the peer's Close. If that Close came first, this is
-// the answer to it, and the server then closes the TCP connection. It
-// returns nil if a Close was sent, now or before, and the write error that
-// ended writing if none could be.
+// CloseWrite sends a Close frame with status 1000, the peer's io.EOF (what
+// follows is in doc.go's table). It returns nil if a Close was sent, now or
+// before, and the write error that ended writing if none could be.
 func (c *Conn) CloseWrite() error {
 	c.wlock <- struct{}{}
 	defer c.unlock()
@@ -47,9 +45,8 @@ func (c *Conn) CloseWithError(err error) error {
 // TCP connection. Data still arriving is discarded. When reading ended
 // without the peer's Close (a failure), it first half-closes TCP and
 // discards data until EOF within the same bound, so that the peer reads
-// our Close before the reset that ends every connection whose closing
-// handshake did not complete (see closeConn). A concurrent Read returns an
-// error by the same bound. Later calls return net.ErrClosed.
+// our Close before the reset (doc.go). A concurrent Read returns an error
+// by the same bound. Later calls return net.ErrClosed.
 func (c *Conn) CloseWithStatus(code int, reason string) error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() { err = c.closeHandshake(code, reason) })

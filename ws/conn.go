@@ -25,14 +25,12 @@ const (
 	CloseInternalError   = 1011
 )
 
-// DefaultMaxMessage is the default bound on one received data message.
-const DefaultMaxMessage = 1 << 20
-
-// maxFragments bounds the frames of one received data message (doc.go).
-const maxFragments = 4096
-
-// lingerMax bounds the bytes that linger discards.
-const lingerMax = 4 << 20
+// Bounds on what the peer sends (doc.go).
+const (
+	DefaultMaxMessage = 1 << 20 // the default bound on one received data message
+	maxFragments      = 4096    // bounds the frames of one received data message
+	lingerMax         = 4 << 20 // bounds the bytes that linger discards
+)
 
 // CloseError is the error Read returns after the peer's Close with a status
 // other than 1000 or none, and after a violation we detected, for which we

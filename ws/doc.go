@@ -64,9 +64,8 @@
 // who stops reading hold a connection bounds the conn under the WebSocket
 // (the pt package's StallConn does, by progress). Nothing buffered grows
 // with what the peer declares: payload is read straight into the caller's
-// buffer (base64 text through a pooled buffer of one frame's size, taken
-// per Read), headers and control frames through a bufio.Reader of 196 or
-// 200 bytes (see newConn), and write buffers come from a pool per frame.
+// buffer, and the other buffers have a fixed size (see newConn, textBufs
+// and frameBuf, which say when they are taken and given back).
 //
 // # Concurrency
 //

@@ -22,9 +22,8 @@ type Options struct {
 	// offers it; client — offer "base64" (and then require the server to
 	// accept it or no protocol).
 	Base64 bool
-	// MaxMessage bounds the payload of one received data message (bytes on
-	// the wire, i.e. base64 text length for text); 0 means DefaultMaxMessage.
-	// Over it, or over max(4096, MaxMessage/1024) frames: close 1009.
+	// MaxMessage bounds one received data message, in bytes on the wire (see
+	// the package doc); 0 means DefaultMaxMessage.
 	MaxMessage int
 	// HandshakeTimeout bounds the opening handshake: the client's whole
 	// exchange; on the server, writing the answer (reading the request is
@@ -39,10 +38,8 @@ type Options struct {
 }
 
 const (
-	defaultHandshakeTimeout = 10 * time.Second
-	defaultCloseTimeout     = 2 * time.Second
-	maxResponseHead         = 8 << 10 // bytes of the server's answer, headers included
-	acceptGUID              = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+	maxResponseHead = 8 << 10 // bytes of the server's answer, headers included
+	acceptGUID      = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 )
 
 func (o *Options) get() Options {
@@ -51,10 +48,10 @@ func (o *Options) get() Options {
 		r = *o
 	}
 	if r.HandshakeTimeout <= 0 {
-		r.HandshakeTimeout = defaultHandshakeTimeout
+		r.HandshakeTimeout = 10 * time.Second
 	}
 	if r.CloseTimeout <= 0 {
-		r.CloseTimeout = defaultCloseTimeout
+		r.CloseTimeout = 2 * time.Second
 	}
 	if r.MaxMessage <= 0 {
 		r.MaxMessage = DefaultMaxMessage
@@ -80,8 +77,6 @@ func hasToken(h http.Header, name, token string, eq func(a, b string) bool) bool
 	}
 	return false
 }
-
-func same(a, b string) bool { return a == b }
 
 // checkRequest validates an opening handshake (section 4.2.1) and returns
 // the HTTP status and message of a refusal, or 0.
@@ -118,9 +113,8 @@ func IsUpgrade(r *http.Request) bool {
 // Upgrade validates the whole request, then hijacks. On refusal it writes
 // an ordinary HTTP error (400, 405, 426 with Sec-WebSocket-Version: 13)
 // and returns an error; the caller writes nothing more. Bytes already
-// buffered by net/http are kept for the first frame; the handshake timeout
-// bounds writing the answer, and the conn's deadlines are cleared after.
-// Extensions are always declined.
+// buffered by net/http are kept for the first frame; the conn's deadlines
+// are cleared after the answer, which Options.HandshakeTimeout bounds.
 func Upgrade(w http.ResponseWriter, r *http.Request, opt *Options) (*Conn, error) {
 	o := opt.get()
 	code, msg := checkRequest(r)
@@ -134,7 +128,7 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opt *Options) (*Conn, error
 		http.Error(w, msg, code)
 		return nil, errors.New("websocket: refused: " + msg)
 	}
-	b64 := o.Base64 && hasToken(r.Header, "Sec-WebSocket-Protocol", "base64", same)
+	b64 := o.Base64 && hasToken(r.Header, "Sec-WebSocket-Protocol", "base64", func(a, b string) bool { return a == b })
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		http.Error(w, "cannot upgrade", http.StatusInternalServerError)
@@ -182,8 +176,7 @@ func (e *StatusError) Error() string {
 // u.Host, request target from u.RequestURI()). It fails on any status but
 // 101 (a *StatusError; no redirects), a wrong Sec-WebSocket-Accept,
 // missing Upgrade or Connection, an unoffered protocol or any extension.
-// The handshake timeout bounds the whole exchange; deadlines are cleared
-// after. On error the caller closes conn.
+// Deadlines are cleared after; on error the caller closes conn.
 func Client(conn net.Conn, u *url.URL, opt *Options) (*Conn, error) {
 	o := opt.get()
 	var k [16]byte

@@ -119,7 +119,7 @@ func (c *Conn) readText(p []byte) (int, error) {
 
 func (c *Conn) endMessage() error {
 	c.msgLen, c.msgFrms = 0, 0
-	if c.msgText && c.dec.end() != nil {
+	if c.msgText && c.dec.end() {
 		return c.fail(CloseInvalidData, "truncated base64 message")
 	}
 	return nil
@@ -269,14 +269,12 @@ func (c *Conn) fail(code int, reason string) error {
 }
 
 // reply writes a control frame for Read: a Pong, or a Close that echoes the
-// peer's, answers it, or fails the connection. Neither holds Read up for
-// longer than the close timeout, so that a Write stalled by a peer that
-// does not read cannot stop Read. A Pong is left for the writer, who sends
-// it after the frame it is writing (so a slow reader gets it too), or, if
-// none is writing, sent here within that bound. A Close first sets the write
-// deadline to that bound, so that a stalled Write fails and lets it through
-// (writing ends with the Close anyway); it is not sent if the lock cannot
-// be had by then. A reply whose write times out ends writing.
+// peer's, answers it, or fails the connection, within the close timeout
+// (doc.go). A Pong is left for the writer to send after its frame, or, if
+// none is writing, sent here. A Close first sets the write deadline to that
+// bound, so that a stalled Write fails and lets it through (writing ends
+// with the Close anyway); it is not sent if the lock cannot be had by then.
+// A reply whose write times out ends writing.
 func (c *Conn) reply(op byte, payload []byte) error {
 	deadline := time.Now().Add(c.wait)
 	if op == opPong {

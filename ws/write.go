@@ -12,9 +12,8 @@ var errWriteClosed = errors.New("websocket: write after Close was sent")
 
 // Write sends p as one data message: binary, or base64 text when that
 // subprotocol was negotiated, in frames of at most 32 KiB of data (32,769
-// bytes with base64). After our Close was sent (by CloseWrite, Close, or as
-// the answer to the peer's Close once the close timeout has passed) it
-// fails with an error and sends nothing.
+// bytes with base64). After our Close was sent (doc.go's table says when)
+// it fails with an error and sends nothing.
 func (c *Conn) Write(p []byte) (int, error) {
 	op, chunk := byte(opBinary), maxBinaryData
 	if c.b64 {
