@@ -25,14 +25,16 @@ const (
 	maxBase64Data = 32769
 	maxFrameSend  = maxBase64Data / 3 * 4 // the longest payload we send
 	payloadAt     = 64                    // where a frameBuf's payload starts
+	readFrames    = 4                     // binary frames ReadFrom reads at once
 	randBatch     = 4096                  // random bytes fetched at once for masking keys
 )
 
 // frameBuf holds one whole outgoing frame, so that it leaves in one write:
 // the payload at payloadAt, 64-byte aligned as the kernel's copies need to
-// run at full speed, and the header just before it. Taken from framePool
-// per frame, never held while idle.
-type frameBuf [payloadAt + maxFrameSend]byte
+// run at full speed, and the header just before it; or ReadFrom's four
+// binary frames, one write for a read of 128 KiB. Taken from framePool per
+// frame or per read, never held while idle.
+type frameBuf [payloadAt + readFrames*(maxHeader+maxBinaryData)]byte
 
 var framePool = sync.Pool{New: func() any { return new(frameBuf) }}
 

@@ -93,20 +93,22 @@ func closePayload(code int, reason string) []byte {
 	return append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)
 }
 
-// ReadFrom sends what r yields until r's EOF, each Read as one data message.
-// It reads r straight into a pooled frame buffer behind the header's space,
-// where binary data is masked and sent with no copy. It holds that buffer
+// ReadFrom sends what r yields until r's EOF, each Read (up to 128 KiB) as
+// binary messages of at most 32 KiB, in one write; with base64, each Read of
+// up to 32 KiB as one message. It reads r straight into a pooled frame buffer
+// behind the header's space, where binary data is masked and sent with no
+// copy but the moves that make room for the headers. It holds that buffer
 // while r.Read blocks, not the writer's lock.
 func (c *Conn) ReadFrom(r io.Reader) (total int64, err error) {
 	buf := framePool.Get().(*frameBuf)
 	defer framePool.Put(buf)
-	op, inPlace := byte(opBinary|0x80), buf
+	op, inPlace, size := byte(opBinary|0x80), buf, readFrames*maxBinaryData
 	if c.b64 {
-		op, inPlace = opText|0x80, nil // encoded into a buffer of its own
+		op, inPlace, size = opText|0x80, nil, maxBinaryData // encoded into a buffer of its own
 	}
 	for err == nil {
 		var n int
-		if n, err = r.Read(buf[payloadAt : payloadAt+maxBinaryData]); n > 0 {
+		if n, err = r.Read(buf[payloadAt : payloadAt+size]); n > 0 {
 			c.wlock <- struct{}{}
 			werr := c.writeData(op, buf[payloadAt:payloadAt+n], inPlace)
 			c.unlock()
@@ -126,13 +128,16 @@ func (c *Conn) ReadFrom(r io.Reader) (total int64, err error) {
 // held. op may carry the FIN bit; control frames always get it. Data
 // frames' payload is base64-encoded when negotiated. The frame is built in
 // buf, whose payload space (from payloadAt on) already holds payload unless
-// buf is nil; the header goes just before it.
+// buf is nil; the header goes just before it. Binary payload in buf beyond
+// maxBinaryData (from ReadFrom) goes as one frame per maxBinaryData, each
+// moved up behind its header, and all in the one write.
 func (c *Conn) writeFrame(op byte, payload []byte, buf *frameBuf) error {
 	code, fin := op&0x0F, op&0x80 != 0 || op >= opClose
-	n := len(payload)
+	n, chunk := len(payload), maxBinaryData
 	text := c.b64 && code < opClose
 	if text {
 		n = base64.StdEncoding.EncodedLen(n)
+		chunk = max(n, 1)
 	}
 	if buf == nil {
 		buf = framePool.Get().(*frameBuf)
@@ -144,16 +149,27 @@ func (c *Conn) writeFrame(op byte, payload []byte, buf *frameBuf) error {
 		}
 	}
 	var hdr [maxHeader]byte
-	h := putHeader(hdr[:], code, fin, n, c.client)
-	if c.client {
-		key, err := newMaskKey()
-		if err != nil {
-			return err
-		}
-		copy(hdr[h-4:h], key[:])
-		mask(key, 0, buf[payloadAt:payloadAt+n])
+	end := payloadAt + n // and the headers of the frames after the first
+	for at := chunk; at < n; at += chunk {
+		end += putHeader(hdr[:], code, fin, min(n-at, chunk), c.client)
 	}
-	copy(buf[payloadAt-h:], hdr[:h])
-	_, err := c.conn.Write(buf[payloadAt-h : payloadAt+n])
+	start := end // of the frames built so far, from the last
+	for at := (max(n, 1) - 1) / chunk * chunk; at >= 0; at -= chunk {
+		size := min(n-at, chunk)
+		dst := start - size
+		copy(buf[dst:start], buf[payloadAt+at:payloadAt+at+size])
+		h := putHeader(hdr[:], code, fin, size, c.client)
+		if c.client {
+			key, err := newMaskKey()
+			if err != nil {
+				return err
+			}
+			copy(hdr[h-4:h], key[:])
+			mask(key, 0, buf[dst:start])
+		}
+		start = dst - h
+		copy(buf[start:dst], hdr[:h])
+	}
+	_, err := c.conn.Write(buf[start:end])
 	return err
 }

@@ -70,12 +70,12 @@ func splitEvery(b []byte, n int) [][]byte {
 }
 
 var diffSizes = []int{0, 1, 2, 3, 4, 7, 8, 9, 124, 125, 126, 127, 128, 1000, 2047, 2048,
-	16384, 32767, 32768, 32769, 32770, 65535, 65536, 65537, 100000}
+	16384, 32767, 32768, 32769, 32770, 65535, 65536, 65537, 100000, 131071, 131072, 131073, 300000}
 
 // Write and ReadFrom send byte for byte what the reference writer sends, for every size
 // around the length encodings' and the frames' limits, both roles, binary and base64.
-// ReadFrom sends each Read of its source as one message: here, a bytes.Reader yields 32 KiB
-// at a time (ReadFrom's buffer, base64 too).
+// ReadFrom sends each Read of its source as messages of 32 KiB: here, a bytes.Reader yields
+// 128 KiB at a time (ReadFrom's buffer; 32 KiB with base64), four binary frames in one write.
 func TestWriteDifferential(t *testing.T) {
 	rng := rand.New(rand.NewSource(13))
 	sizes := append([]int(nil), diffSizes...)
@@ -139,10 +139,14 @@ func (w *errAfter) Write(p []byte) (int, error) {
 // data together with io.EOF, a read error after data, and a write error, which ends
 // writing for good like Write's and is counted out.
 func TestReadFromSources(t *testing.T) {
-	msg := make([]byte, 70000)
+	msg := make([]byte, 200000)
 	rand.New(rand.NewSource(5)).Read(msg)
 	errSource := errors.New("source failed")
 	for _, r := range benchRoles {
+		first := readFrames * maxBinaryData // a Read: four binary frames, or one base64 message
+		if r.b64 {
+			first = maxBinaryData
+		}
 		for _, tc := range []struct {
 			name  string
 			src   io.Reader
@@ -154,7 +158,7 @@ func TestReadFromSources(t *testing.T) {
 			{"one byte", iotest.OneByteReader(bytes.NewReader(msg[:300])), splitEvery(msg[:300], 1), 300, nil, -1},
 			{"data with EOF", iotest.DataErrReader(bytes.NewReader(msg[:5000])), splitEvery(msg[:5000], 1024), 5000, nil, -1}, // 1 KiB a Read
 			{"read error", io.MultiReader(bytes.NewReader(msg[:10]), iotest.ErrReader(errSource)), [][]byte{msg[:10]}, 10, errSource, -1},
-			{"write error", bytes.NewReader(msg), [][]byte{msg[:maxBinaryData]}, maxBinaryData, errBroken, 1},
+			{"write error", bytes.NewReader(msg), splitEvery(msg[:first], maxBinaryData), int64(first), errBroken, 1},
 		} {
 			w := &errAfter{n: tc.wrote}
 			c := newConn(&fakeConn{w: w}, r.client, r.b64, nil, nil)
