@@ -14,7 +14,7 @@ import (
 
 // The copy loop's buffers, small for a direction that waits and large while data flows (see
 // pump): thousands of idle tunnels cost little memory.
-const smallBufSize, largeBufSize = 2 << 10, 32 << 10
+const smallBufSize, largeBufSize = 2 << 10, 128 << 10
 
 var (
 	smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBufSize); return &b }}
@@ -129,10 +129,11 @@ func Abort(c net.Conn) error {
 // pump copies src to dst until an error (io.EOF at the end of src), writing every byte read
 // before acting on a read error, and counts each read before its write (see RelayOptions). It
 // reads into a small pooled buffer; a read that fills at least half of it means data is flowing
-// (a base64 WebSocket fills only three quarters), so it borrows a large one, and gives it back
-// after a read that fills less than half: the next read may block, and an idle direction must
-// not hold 32 KiB. While data flows into a dst that is an io.ReaderFrom (a *ws.Conn), dst reads
-// src into its own buffer instead, one Read per call, so that pump copies nothing.
+// (a base64 WebSocket fills only three quarters), so it borrows a large one, of 128 KiB (a
+// WebSocket returns four frames in one Read), and gives it back after a read of less than 16 KiB:
+// the next read may block, and an idle direction must not hold it. While data flows into a dst
+// that is an io.ReaderFrom (a *ws.Conn), dst reads src into its own buffer instead, one Read per
+// call, so that pump copies nothing.
 func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 	small, large := smallBufs.Get().(*[]byte), (*[]byte)(nil)
 	defer func() {
@@ -173,7 +174,7 @@ func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 		if one.err != nil {
 			return total, one.err
 		}
-		if one.n >= size/2 {
+		if one.n >= min(size/2, 16<<10) {
 			size = largeBufSize
 		} else if size = smallBufSize; large != nil {
 			largeBufs.Put(large)

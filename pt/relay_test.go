@@ -379,9 +379,12 @@ func TestPumpReadFrom(t *testing.T) {
 	if err != io.EOF || n != int64(10+2*smallBufSize+2*largeBufSize+100+5+7) || count.Load() != n {
 		t.Errorf("pump = %d, %v; count %d", n, err, count.Load())
 	}
-	want := []string{"Write 10 count 10", "Write 2048 count 2058", "ReadFrom 32768 count 34826",
-		"ReadFrom 32768 count 67594", "ReadFrom 100 count 67694", "Write 5 count 67699",
-		"Write 2048 count 69747", "ReadFrom 7 count 69754"}
+	var want []string
+	how, total := []string{"Write", "Write", "ReadFrom", "ReadFrom", "ReadFrom", "Write", "Write", "ReadFrom"}, 0
+	for i, n := range chunks { // e.g. "ReadFrom 131072 count 133130": 10 + 2048 + 131072 read by then
+		total += n
+		want = append(want, fmt.Sprintf("%s %d count %d", how[i], n, total))
+	}
 	if fmt.Sprint(dst.writes) != fmt.Sprint(want) {
 		t.Errorf("writes\n%q, want\n%q", dst.writes, want)
 	}

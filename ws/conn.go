@@ -59,9 +59,11 @@ type Conn struct {
 
 	// Reader state, guarded by rmu (held by Read, or by Close when idle).
 	rmu     sync.Mutex
-	br      *bufio.Reader // the bytes read with the handshake, then conn (see newConn)
-	remain  int64         // payload bytes left in the current data frame
-	fin     bool          // the current data frame ends its message
+	src     io.Reader     // the bytes read with the handshake, then conn
+	br      *bufio.Reader // reads src: small, or while data flows one of readAheads (see Read)
+	small   *bufio.Reader
+	remain  int64 // payload bytes left in the current data frame
+	fin     bool  // the current data frame ends its message
 	rkey    [4]byte
 	rkeyPos int
 	msgText bool  // the open message is text (base64)
@@ -106,9 +108,10 @@ func newConn(conn net.Conn, client, b64 bool, opt *Options, pre []byte) *Conn {
 	if !client {
 		ahead += 4
 	}
+	src := io.MultiReader(bytes.NewReader(pre), conn)
+	br := bufio.NewReaderSize(src, ahead)
 	return &Conn{conn: conn, client: client, b64: b64, maxMsg: int64(o.MaxMessage),
-		wait: o.CloseTimeout, wlock: make(chan struct{}, 1),
-		br: bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pre), conn), ahead)}
+		wait: o.CloseTimeout, wlock: make(chan struct{}, 1), src: src, br: br, small: br}
 }
 
 // Subprotocol returns the negotiated subprotocol: "base64" or "".

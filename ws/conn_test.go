@@ -392,3 +392,62 @@ func TestPingFloodDuringWrite(t *testing.T) {
 	client.conn.Close() // the ping writer and the server's reader end
 	wg.Wait()
 }
+
+// thenWait yields its bytes, then waits until done is closed: a peer that has sent what it has.
+type thenWait struct {
+	b    []byte
+	done chan struct{}
+}
+
+func (r *thenWait) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		<-r.done
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// Given room for a frame, Read returns the payload of the data frames that have arrived,
+// several at once; past the first it never waits for more (for the rest of a frame), and it
+// stops at a control frame, which the next Read answers. Then the read-ahead buffer goes back.
+func TestReadAhead(t *testing.T) {
+	a, b := bytes.Repeat([]byte{'a'}, 40000), bytes.Repeat([]byte{'b'}, 300)
+	e, d := bytes.Repeat([]byte{'e'}, 2000), bytes.Repeat([]byte{'d'}, 5000)
+	var wire []byte
+	wire = append(append(wire, 0x82, 0x7E, 0x9C, 0x40), a...)        // FIN|binary, 16-bit length 40000
+	wire = append(append(wire, 0x02, 0x7E, 0x01, 0x2C), b...)        // binary, not FIN, 300
+	wire = append(wire, 0x80, 0x00, 0x89, 0x01, 'p')                 // FIN|continuation, empty; FIN|Ping "p"
+	wire = append(append(wire, 0x82, 0x7E, 0x07, 0xD0), e...)        // FIN|binary, 2000
+	wire = append(append(wire, 0x82, 0x7E, 0x13, 0x88), d[:1000]...) // FIN|binary, 5000: 1000 so far
+	src := &thenWait{b: wire, done: make(chan struct{})}
+	defer close(src.done)
+	var out bytes.Buffer
+	c := newConn(&fakeConn{r: src, w: &out}, true, false, nil, nil)
+	buf := make([]byte, 64<<10)
+	for i, want := range [][]byte{append(a, b...), append(e, d[:1000]...)} {
+		got := make(chan []byte, 1)
+		go func() {
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- buf[:n]
+		}()
+		select {
+		case g := <-got:
+			if !bytes.Equal(g, want) {
+				t.Fatalf("Read %d: %d bytes, want %d", i, len(g), len(want))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Read %d waits for more", i)
+		}
+		if pong := []byte{0x8A, 0x81}; i == 1 && !bytes.HasPrefix(out.Bytes(), pong) { // FIN|Pong, masked, 1
+			t.Errorf("after the Ping: % x, want a Pong", out.Bytes())
+		}
+	}
+	if c.br != c.small {
+		t.Error("the read-ahead buffer was kept, empty")
+	}
+}

@@ -1,11 +1,13 @@
 package ws
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -14,10 +16,57 @@ import (
 // io.EOF after the peer's clean Close, a *CloseError after any other Close
 // or a protocol violation, and io.ErrUnexpectedEOF if the TCP connection
 // ends without a Close frame. Timeouts are not sticky.
+//
+// Given room for a whole frame, on a binary connection, Read borrows a
+// read-ahead buffer of four frames and returns in one call the payload of
+// every data frame it holds, up to len(p), without waiting for more: one
+// system call for several frames. It gives the buffer back once empty.
 func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	return c.read(p)
+	if len(p) >= maxBinaryData && !c.b64 && c.br == c.small && c.br.Buffered() == 0 {
+		c.br = readAheads.Get().(*bufio.Reader)
+		c.br.Reset(c.src)
+	}
+	n, err := c.read(p)
+	for err == nil && !c.b64 && n < len(p) && c.remain == 0 && c.dataWaiting() {
+		if err = c.nextFrame(); err == nil && c.remain > 0 {
+			var m int
+			m, err = c.readPayload(p[n:min(len(p), n+c.br.Buffered())]) // no waiting
+			if n += m; c.remain == 0 && c.fin && err == nil {
+				err = c.endMessage()
+			}
+		}
+		err = c.readErr(err)
+	}
+	if c.br != c.small && c.br.Buffered() == 0 {
+		c.br.Reset(nil)
+		readAheads.Put(c.br)
+		c.br = c.small
+	}
+	return n, err
+}
+
+var readAheads = sync.Pool{New: func() any {
+	return bufio.NewReaderSize(nil, readFrames*(maxHeader+maxBinaryData))
+}}
+
+// dataWaiting reports whether br holds a data frame's header and some of its payload.
+func (c *Conn) dataWaiting() bool {
+	b, _ := c.br.Peek(min(c.br.Buffered(), 2))
+	return len(b) == 2 && b[0]&0x0F <= opBinary && c.br.Buffered() > headerLen(b[1])
+}
+
+// headerLen is the length of a frame header whose second byte is b1 (section 5.2).
+func headerLen(b1 byte) int {
+	h := 2 + 4*int(b1>>7) // the masking key
+	switch b1 & 0x7F {
+	case 126:
+		h += 2
+	case 127:
+		h += 8
+	}
+	return h
 }
 
 func (c *Conn) read(p []byte) (int, error) {
@@ -136,17 +185,7 @@ func (c *Conn) nextFrame() error {
 	}
 	b0, b1 := b[0], b[1]
 	fin, op, masked := b0&0x80 != 0, b0&0x0F, b1&0x80 != 0
-	n := int64(b1 & 0x7F)
-	h := 2
-	switch n {
-	case 126:
-		h += 2
-	case 127:
-		h += 8
-	}
-	if masked {
-		h += 4
-	}
+	n, h := int64(b1&0x7F), headerLen(b1)
 	hb, err := c.br.Peek(h)
 	if err != nil {
 		return err
