@@ -141,8 +141,7 @@ func extOrAuth(w *wire, cookie []byte) {
 	}
 }
 
-// extOrCommands sends USERADDR (unless clientAddr is empty), TRANSPORT and DONE in one write,
-// then reads tor's replies up to OKAY or DENY.
+// extOrCommands sends DialOr's commands in one write, then reads tor's replies up to OKAY or DENY.
 func extOrCommands(w *wire, clientAddr, methodName string) {
 	if len(clientAddr) > 0xffff || len(methodName) > 0xffff {
 		w.failf("command body too long")
