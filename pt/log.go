@@ -26,7 +26,7 @@ func levelIndex(level string) int {
 }
 
 // Logger writes log messages to a writer or to tor (see NewLogger), every IP address in them
-// replaced by "[scrubbed]" unless it was created unsafe (see scrub). It is safe for concurrent use.
+// replaced by "[scrubbed]" unless it was created unsafe (see scrub).
 type Logger struct {
 	out    *Output
 	mu     sync.Mutex // serializes writes to w, and Reopen
@@ -213,8 +213,7 @@ func scrub(msg string) string {
 }
 
 // Limited logs a warning that remote peers can cause as often as they like: the first at once,
-// then, at the end of each interval that had more, one line with their count and the last of
-// them. It is safe for concurrent use.
+// then, at the end of each interval that had more, one line with their count and the last one.
 type Limited struct {
 	log   *Logger
 	every time.Duration
