@@ -22,8 +22,7 @@ const (
 	// Commands and replies.
 	extOrDone, extOrUserAddr, extOrTransport, extOrOkay, extOrDeny = 0x0000, 0x0001, 0x0002, 0x1000, 0x1001
 
-	// extOrTimeout bounds DialOr: connecting, authenticating and the commands. tor is local
-	// and answers at once; the bound keeps a stuck tor from holding connections forever.
+	// extOrTimeout bounds all of DialOr: tor is local and answers at once unless it is stuck.
 	extOrTimeout    = 20 * time.Second
 	extOrMaxIgnored = 16 // unknown replies skipped while waiting for OKAY or DENY
 )
