@@ -13,7 +13,6 @@ import (
 	"time"
 )
 
-// Extended ORPort protocol (ext-orport-spec.txt, with SAFE_COOKIE from proposal 217).
 const (
 	extOrCookieHeader = "! Extended ORPort Auth Cookie !\x0a"
 	extOrServerLabel  = "ExtORPort authentication server-to-client hash"
