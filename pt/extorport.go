@@ -139,7 +139,9 @@ func extOrAuth(w *wire, cookie []byte) {
 	}
 }
 
-// extOrCommands sends DialOr's commands in one write, then reads tor's replies up to OKAY or DENY.
+// extOrCommands sends DialOr's commands in one write, then reads tor's replies until OKAY or
+// DENY (an error), skipping a bounded number of unknown ones, which the spec says to ignore. It
+// reads nothing past the final reply.
 func extOrCommands(w *wire, clientAddr, methodName string) {
 	if len(clientAddr) > 0xffff || len(methodName) > 0xffff {
 		w.failf("command body too long")
@@ -151,29 +153,22 @@ func extOrCommands(w *wire, clientAddr, methodName string) {
 	cmds = appendExtOrCommand(cmds, extOrTransport, methodName)
 	cmds = appendExtOrCommand(cmds, extOrDone, "")
 	w.write(cmds...)
-	readExtOrReply(w)
-}
-
-// appendExtOrCommand appends a command: u16 command, u16 body length, body (big-endian).
-func appendExtOrCommand(b []byte, cmd uint16, body string) []byte {
-	b = binary.BigEndian.AppendUint16(b, cmd)
-	return append(binary.BigEndian.AppendUint16(b, uint16(len(body))), body...)
-}
-
-// readExtOrReply reads replies until OKAY (nil) or DENY (an error), skipping a bounded number
-// of unknown ones, which the spec says to ignore. It reads nothing past the final reply.
-func readExtOrReply(w *wire) error {
 	for i := 0; i <= extOrMaxIgnored && w.err == nil; i++ {
 		hdr := w.read(4) // u16 command, u16 length
 		cmd := binary.BigEndian.Uint16(hdr)
 		w.read(int(binary.BigEndian.Uint16(hdr[2:]))) // a body, ignored
 		if w.err == nil && cmd == extOrOkay {
-			return nil
+			return
 		}
 		if cmd == extOrDeny {
 			w.failf("tor denied the connection")
 		}
 	}
 	w.failf("too many unknown replies")
-	return w.err
+}
+
+// appendExtOrCommand appends a command: u16 command, u16 body length, body (big-endian).
+func appendExtOrCommand(b []byte, cmd uint16, body string) []byte {
+	b = binary.BigEndian.AppendUint16(b, cmd)
+	return append(binary.BigEndian.AppendUint16(b, uint16(len(body))), body...)
 }
