@@ -50,11 +50,10 @@ func NewLogger(out *Output, w io.Writer, minLevel string, unsafe bool) (*Logger,
 	return &Logger{out: out, w: w, limit: limit, unsafe: unsafe}, nil
 }
 
-// CommandLine registers the flags both programs share (-log, -log-level, -unsafe-logging,
-// -version) on fs, parses args, and returns the Output (os.Stdout in managed mode, else
-// io.Discard: no tor reads the lines) and the Logger of OpenLogger. When done is true the
-// program exits with code: after -help (0), -version (0, the version printed), a bad flag, a
-// stray argument or a log that cannot be opened (2, explained).
+// CommandLine registers the flags both programs share on fs, parses args, and returns the
+// Output (os.Stdout in managed mode, else io.Discard: no tor reads the lines) and the Logger of
+// OpenLogger. When done is true the program exits with code: after -help (0), -version (0, the
+// version printed), a bad flag, a stray argument or a log that cannot be opened (2, explained).
 func CommandLine(fs *flag.FlagSet, args []string, version string, managed bool) (out *Output, l *Logger, code int, done bool) {
 	file := fs.String("log", "", "log to `file` instead of tor (managed) or stderr (standalone)")
 	level := fs.String("log-level", "notice", "error, warning, notice, info or debug")
