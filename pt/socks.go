@@ -201,9 +201,8 @@ func (c *SocksConn) Grant() error {
 	return err
 }
 
-// Reject sends a failure reply with the code that fits err: connection refused, network or
-// host unreachable, TTL expired for a timeout, else general failure (SOCKS4a has a single
-// failure code). The caller closes the connection afterwards.
+// Reject sends a failure reply with the code that fits err: connection refused, network or host
+// unreachable, TTL expired for a timeout, else general failure. The caller then closes c.
 func (c *SocksConn) Reject(err error) error {
 	_, err = c.Write(c.replyFor(socksReplyCode(err)))
 	return err
