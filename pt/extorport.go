@@ -82,8 +82,7 @@ func CheckAuthCookie(path string) error {
 	return err
 }
 
-// readAuthCookie reads the cookie from a cookie file: the 32-byte header, then the 32-byte
-// cookie, 64 bytes in all.
+// readAuthCookie reads the 32-byte cookie that follows the header in a cookie file.
 func readAuthCookie(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
