@@ -23,9 +23,8 @@ func (a Args) Get(key string) (string, bool) {
 // Add appends value to the values of key.
 func (a Args) Add(key, value string) { a[key] = append(a[key], value) }
 
-// cut unescapes s up to its first unescaped byte in stops, and returns the text, that byte (0
-// at the end of s) and what follows it. A backslash escapes any byte; a lone one at the end is
-// an error.
+// cut unescapes s (see ParseClientArgs) up to its first unescaped byte in stops, and returns
+// the text, that byte (0 at the end of s) and what follows it.
 func cut(s, stops string) (text string, stop byte, rest string, err error) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
@@ -113,8 +112,8 @@ func ParseServerTransportOptions(s string) (map[string]Args, error) {
 	return opts, nil
 }
 
-// encodeSmethodArgs renders args for the ARGS: option of an SMETHOD line (pt-spec 3.3.3): "k=v,k=v"
-// with '\', '=' and ',' escaped by a backslash, keys sorted, values of one key in order.
+// encodeSmethodArgs renders args for the ARGS: option of an SMETHOD line (pt-spec 3.3.3):
+// "k=v,k=v", backslash-escaped, keys sorted, values of one key in order.
 func encodeSmethodArgs(args Args) string {
 	escape := strings.NewReplacer(`\`, `\\`, `=`, `\=`, `,`, `\,`).Replace
 	keys := make([]string, 0, len(args))

@@ -1,8 +1,6 @@
-// Package pt implements what a Tor pluggable transport needs besides its own protocol: version 1 of
-// Tor's pluggable transport interface (pt-spec.txt, https://spec.torproject.org/pt-spec), the SOCKS
-// server tor talks to, the Extended ORPort client (ext-orport-spec.txt), outbound connections
-// through TOR_PT_PROXY, logging without client addresses, the one copy loop and the termination
-// monitor. Each function's doc says what it does; this overview is a map with the spec references.
+// Package pt implements what a Tor pluggable transport needs besides its own protocol, for Tor's
+// pluggable transport interface, version 1 (pt-spec.txt, https://spec.torproject.org/pt-spec). Each
+// function's doc says what it does; this overview is a map with the spec references.
 //
 // Talking to tor (pt-spec 3.2, 3.3): [ClientSetup] and [ServerSetup] read the TOR_PT_*
 // environment; [Output] is the only writer of stdout, and no argument can break its lines.
@@ -28,7 +26,7 @@
 // peers can cause; [MonitorTermination] turns SIGTERM, SIGINT, stdin EOF and the parent's
 // death (pt-spec 3.4) into two channels: stop accepting, and exit now.
 //
-// Concurrency: Output, Logger and Termination are safe for concurrent use. The other functions
-// work on the connections they are given and leave no goroutine behind. The package holds no
-// mutable state but its buffer pools.
+// Concurrency: Output, Logger, Limited and Termination are safe for concurrent use. The other
+// functions work on the connections they are given and leave no goroutine behind. The package
+// holds no mutable state but its buffer pools.
 package pt

@@ -46,27 +46,44 @@ type ServerInfo struct {
 	OutboundV4, OutboundV6 net.IP // source addresses towards a non-loopback ORPort; nil when unset
 }
 
-// setupCommon negotiates the version and reads the variables common to both roles (pt-spec
-// 3.2.1, 3.2.2) into the fields of a ServerInfo that ClientInfo has too. It prints VERSION 1, or
-// VERSION-ERROR / ENV-ERROR and returns an error.
-func setupCommon(out *Output, getenv func(string) string) (c *ServerInfo, err error) {
+// setupCommon negotiates the version and reads what both roles are given, as a ClientInfo
+// without ProxyURL, MethodNames from the list named transports ("*": all of supported). It
+// prints VERSION 1, or VERSION-ERROR / ENV-ERROR and returns an error.
+func setupCommon(out *Output, getenv func(string) string, transports string,
+	supported []string) (c *ClientInfo, err error) {
+	c = &ClientInfo{}
 	if !slices.Contains(strings.Split(getenv("TOR_PT_MANAGED_TRANSPORT_VER"), ","), "1") {
-		return nil, out.VersionError("no-version")
+		return c, out.VersionError("no-version")
 	}
 	out.Version()
-	c = &ServerInfo{StateLocation: getenv("TOR_PT_STATE_LOCATION")}
+	c.StateLocation = getenv("TOR_PT_STATE_LOCATION")
 	if !filepath.IsAbs(c.StateLocation) {
-		return nil, out.EnvError("TOR_PT_STATE_LOCATION must be set to an absolute path")
+		return c, out.EnvError("TOR_PT_STATE_LOCATION must be set to an absolute path")
 	}
 	if err := os.MkdirAll(c.StateLocation, 0o700); err != nil {
-		return nil, out.EnvError(fmt.Sprintf("TOR_PT_STATE_LOCATION: cannot create the directory: %v", err))
+		return c, out.EnvError(fmt.Sprintf("TOR_PT_STATE_LOCATION: cannot create the directory: %v", err))
 	}
 	c.ExitOnStdinClose = getenv("TOR_PT_EXIT_ON_STDIN_CLOSE") == "1"
-	if c.OutboundV4, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V4", "IPv4"); err != nil {
-		return nil, err
+	c.OutboundV4, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V4", "IPv4")
+	if err != nil {
+		return c, err
 	}
 	c.OutboundV6, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V6", "IPv6")
-	return c, err
+	if err != nil {
+		return c, err
+	}
+	requested := getenv(transports)
+	if requested == "" {
+		return c, out.EnvError("no " + transports)
+	}
+	for _, name := range strings.Split(requested, ",") {
+		for _, s := range supported {
+			if (name == s || name == "*") && !slices.Contains(c.MethodNames, s) {
+				c.MethodNames = append(c.MethodNames, s)
+			}
+		}
+	}
+	return c, nil
 }
 
 // ClientSetup prints VERSION 1 and returns a client's configuration, or prints VERSION-ERROR,
@@ -74,17 +91,10 @@ func setupCommon(out *Output, getenv func(string) string) (c *ServerInfo, err er
 // caller prints PROXY DONE once it knows it will use ProxyURL, and just CMETHODS DONE when
 // MethodNames is empty (pt-spec 3.3.2).
 func ClientSetup(out *Output, getenv func(string) string, supported []string) (*ClientInfo, error) {
-	c, err := setupCommon(out, getenv)
+	info, err := setupCommon(out, getenv, "TOR_PT_CLIENT_TRANSPORTS", supported)
 	if err != nil {
 		return nil, err
 	}
-	info := &ClientInfo{StateLocation: c.StateLocation, ExitOnStdinClose: c.ExitOnStdinClose, OutboundV4: c.OutboundV4,
-		OutboundV6: c.OutboundV6}
-	requested := getenv("TOR_PT_CLIENT_TRANSPORTS")
-	if requested == "" {
-		return nil, out.EnvError("no TOR_PT_CLIENT_TRANSPORTS")
-	}
-	info.MethodNames = methodNames(requested, supported)
 	if s := getenv("TOR_PT_PROXY"); s != "" {
 		if info.ProxyURL, err = ParseProxyURL(s); err != nil {
 			return nil, out.ProxyError("TOR_PT_PROXY: " + err.Error())
@@ -147,14 +157,12 @@ func ParseProxyURL(s string) (*url.URL, error) {
 // TOR_PT_SERVER_BINDADDR (which may be omitted) gets 0.0.0.0:0, which tor publishes with its own
 // address. When Bindaddrs is empty the caller prints just SMETHODS DONE.
 func ServerSetup(out *Output, getenv func(string) string, supported []string) (*ServerInfo, error) {
-	info, err := setupCommon(out, getenv)
+	c, err := setupCommon(out, getenv, "TOR_PT_SERVER_TRANSPORTS", supported)
 	if err != nil {
 		return nil, err
 	}
-	requested := getenv("TOR_PT_SERVER_TRANSPORTS")
-	if requested == "" {
-		return nil, out.EnvError("no TOR_PT_SERVER_TRANSPORTS")
-	}
+	info := &ServerInfo{StateLocation: c.StateLocation, ExitOnStdinClose: c.ExitOnStdinClose,
+		OutboundV4: c.OutboundV4, OutboundV6: c.OutboundV6}
 	binds := map[string]*net.TCPAddr{}
 	if s := getenv("TOR_PT_SERVER_BINDADDR"); s != "" {
 		for _, item := range strings.Split(s, ",") {
@@ -173,7 +181,7 @@ func ServerSetup(out *Output, getenv func(string) string, supported []string) (*
 	if err != nil {
 		return nil, out.EnvError(err.Error())
 	}
-	for _, name := range methodNames(requested, supported) {
+	for _, name := range c.MethodNames {
 		b := Bindaddr{name, cmp.Or(binds[name], &net.TCPAddr{IP: net.IPv4zero}), opts[name]}
 		if b.Options == nil {
 			b.Options = Args{}
@@ -205,18 +213,4 @@ func tcpAddr(s string, allowPort0 bool) *net.TCPAddr {
 		return nil
 	}
 	return net.TCPAddrFromAddrPort(ap)
-}
-
-// methodNames returns the names of the comma list requested that are in supported, in the
-// order of requested, without repetition; "*" stands for all of supported, in their order.
-func methodNames(requested string, supported []string) []string {
-	var names []string
-	for _, name := range strings.Split(requested, ",") {
-		for _, s := range supported {
-			if (name == s || name == "*") && !slices.Contains(names, s) {
-				names = append(names, s)
-			}
-		}
-	}
-	return names
 }

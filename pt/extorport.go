@@ -13,7 +13,6 @@ import (
 	"time"
 )
 
-// Extended ORPort protocol (ext-orport-spec.txt, with SAFE_COOKIE from proposal 217).
 const (
 	extOrCookieHeader = "! Extended ORPort Auth Cookie !\x0a"
 	extOrServerLabel  = "ExtORPort authentication server-to-client hash"
@@ -22,8 +21,7 @@ const (
 	// Commands and replies.
 	extOrDone, extOrUserAddr, extOrTransport, extOrOkay, extOrDeny = 0x0000, 0x0001, 0x0002, 0x1000, 0x1001
 
-	// extOrTimeout bounds DialOr: connecting, authenticating and the commands. tor is local
-	// and answers at once; the bound keeps a stuck tor from holding connections forever.
+	// extOrTimeout bounds all of DialOr: tor is local and answers at once unless it is stuck.
 	extOrTimeout    = 20 * time.Second
 	extOrMaxIgnored = 16 // unknown replies skipped while waiting for OKAY or DENY
 )
@@ -84,8 +82,7 @@ func CheckAuthCookie(path string) error {
 	return err
 }
 
-// readAuthCookie reads the cookie from a cookie file: the 32-byte header, then the 32-byte
-// cookie, 64 bytes in all.
+// readAuthCookie reads the 32-byte cookie that follows the header in a cookie file.
 func readAuthCookie(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -141,8 +138,9 @@ func extOrAuth(w *wire, cookie []byte) {
 	}
 }
 
-// extOrCommands sends USERADDR (unless clientAddr is empty), TRANSPORT and DONE in one write,
-// then reads tor's replies up to OKAY or DENY.
+// extOrCommands sends DialOr's commands in one write, then reads tor's replies until OKAY or
+// DENY (an error), skipping a bounded number of unknown ones, which the spec says to ignore. It
+// reads nothing past the final reply.
 func extOrCommands(w *wire, clientAddr, methodName string) {
 	if len(clientAddr) > 0xffff || len(methodName) > 0xffff {
 		w.failf("command body too long")
@@ -154,29 +152,22 @@ func extOrCommands(w *wire, clientAddr, methodName string) {
 	cmds = appendExtOrCommand(cmds, extOrTransport, methodName)
 	cmds = appendExtOrCommand(cmds, extOrDone, "")
 	w.write(cmds...)
-	readExtOrReply(w)
-}
-
-// appendExtOrCommand appends a command: u16 command, u16 body length, body (big-endian).
-func appendExtOrCommand(b []byte, cmd uint16, body string) []byte {
-	b = binary.BigEndian.AppendUint16(b, cmd)
-	return append(binary.BigEndian.AppendUint16(b, uint16(len(body))), body...)
-}
-
-// readExtOrReply reads replies until OKAY (nil) or DENY (an error), skipping a bounded number
-// of unknown ones, which the spec says to ignore. It reads nothing past the final reply.
-func readExtOrReply(w *wire) error {
 	for i := 0; i <= extOrMaxIgnored && w.err == nil; i++ {
 		hdr := w.read(4) // u16 command, u16 length
 		cmd := binary.BigEndian.Uint16(hdr)
 		w.read(int(binary.BigEndian.Uint16(hdr[2:]))) // a body, ignored
 		if w.err == nil && cmd == extOrOkay {
-			return nil
+			return
 		}
 		if cmd == extOrDeny {
 			w.failf("tor denied the connection")
 		}
 	}
 	w.failf("too many unknown replies")
-	return w.err
+}
+
+// appendExtOrCommand appends a command: u16 command, u16 body length, body (big-endian).
+func appendExtOrCommand(b []byte, cmd uint16, body string) []byte {
+	b = binary.BigEndian.AppendUint16(b, cmd)
+	return append(binary.BigEndian.AppendUint16(b, uint16(len(body))), body...)
 }

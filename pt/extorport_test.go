@@ -333,6 +333,13 @@ func TestDialOrPlain(t *testing.T) {
 	received(t, torResult)
 }
 
+// extOrReplies runs extOrCommands against a tor that answers with r, and returns its error.
+func extOrReplies(r io.Reader) error {
+	w := &wire{rw: proxyAnswer(r)}
+	extOrCommands(w, "", "websocket")
+	return w.err
+}
+
 func TestReadExtOrReply(t *testing.T) {
 	const trailer = "STREAM" // the Tor stream after the final reply: must stay unread
 	cases := []struct {
@@ -348,7 +355,7 @@ func TestReadExtOrReply(t *testing.T) {
 	for _, tc := range cases {
 		for _, wrap := range []func(io.Reader) io.Reader{iotest.OneByteReader, iotest.HalfReader} {
 			src := strings.NewReader(tc.in + trailer)
-			err := readExtOrReply(&wire{rw: proxyAnswer(wrap(src))})
+			err := extOrReplies(wrap(src))
 			if (err == nil) != tc.ok {
 				t.Errorf("%s: %v", tc.name, err)
 			}
@@ -357,7 +364,7 @@ func TestReadExtOrReply(t *testing.T) {
 			}
 		}
 		for n := 0; n < len(tc.in); n++ { // every truncation is an error
-			if err := readExtOrReply(&wire{rw: proxyAnswer(strings.NewReader(tc.in[:n]))}); err == nil {
+			if err := extOrReplies(strings.NewReader(tc.in[:n])); err == nil {
 				t.Errorf("%s truncated to %d bytes: no error", tc.name, n)
 			}
 		}
@@ -371,7 +378,7 @@ func FuzzExtORPortReply(f *testing.F) {
 	f.Add([]byte("\x00\x01\xff\xff"))
 	f.Add([]byte("\x01\x00" + strings.Repeat("\x00", 64) + "\x01"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		readExtOrReply(&wire{rw: proxyAnswer(bytes.NewReader(in))})
+		extOrReplies(bytes.NewReader(in))
 		// The same bytes as tor's side of the authentication.
 		var sent bytes.Buffer
 		w := &wire{rw: struct {

@@ -26,7 +26,7 @@ func levelIndex(level string) int {
 }
 
 // Logger writes log messages to a writer or to tor (see NewLogger), every IP address in them
-// replaced by "[scrubbed]" unless it was created unsafe (see scrub). It is safe for concurrent use.
+// replaced by "[scrubbed]" unless it was created unsafe (see scrub).
 type Logger struct {
 	out    *Output
 	mu     sync.Mutex // serializes writes to w, and Reopen
@@ -50,11 +50,10 @@ func NewLogger(out *Output, w io.Writer, minLevel string, unsafe bool) (*Logger,
 	return &Logger{out: out, w: w, limit: limit, unsafe: unsafe}, nil
 }
 
-// CommandLine registers the flags both programs share (-log, -log-level, -unsafe-logging,
-// -version) on fs, parses args, and returns the Output (os.Stdout in managed mode, else
-// io.Discard: no tor reads the lines) and the Logger of OpenLogger. When done is true the
-// program exits with code: after -help (0), -version (0, the version printed), a bad flag, a
-// stray argument or a log that cannot be opened (2, explained).
+// CommandLine registers the flags both programs share on fs, parses args, and returns the
+// Output (os.Stdout in managed mode, else io.Discard: no tor reads the lines) and the Logger of
+// OpenLogger. When done is true the program exits with code: after -help (0), -version (0, the
+// version printed), a bad flag, a stray argument or a log that cannot be opened (2, explained).
 func CommandLine(fs *flag.FlagSet, args []string, version string, managed bool) (out *Output, l *Logger, code int, done bool) {
 	file := fs.String("log", "", "log to `file` instead of tor (managed) or stderr (standalone)")
 	level := fs.String("log-level", "notice", "error, warning, notice, info or debug")
@@ -213,8 +212,7 @@ func scrub(msg string) string {
 }
 
 // Limited logs a warning that remote peers can cause as often as they like: the first at once,
-// then, at the end of each interval that had more, one line with their count and the last of
-// them. It is safe for concurrent use.
+// then, at the end of each interval that had more, one line with their count and the last one.
 type Limited struct {
 	log   *Logger
 	every time.Duration

@@ -66,11 +66,10 @@ type SocksConn struct {
 	version byte   // 4 or 5: the form of the reply
 }
 
-// SocksHandshake reads one SOCKS5 (RFC 1928, with the arguments in RFC 1929 username and
-// password) or SOCKS4a CONNECT request from conn within timeout (zero or less: no limit), and
-// clears the deadline after success. A malformed request gets the protocol's error reply
-// where it has one, and an error; the caller then closes conn. Only the request's own bytes
-// are read. Called by the per-connection goroutine, never in the accept loop.
+// SocksHandshake reads one SOCKS5 or SOCKS4a CONNECT request from conn within timeout (zero or
+// less: no limit), and clears the deadline after success. A malformed request gets the
+// protocol's error reply where it has one, and an error; the caller then closes conn. Only the
+// request's own bytes are read. Called by the per-connection goroutine, never in the accept loop.
 func SocksHandshake(conn net.Conn, timeout time.Duration) (*SocksConn, error) {
 	c := &SocksConn{Conn: conn}
 	w := &wire{rw: conn}
@@ -202,9 +201,8 @@ func (c *SocksConn) Grant() error {
 	return err
 }
 
-// Reject sends a failure reply with the code that fits err: connection refused, network or
-// host unreachable, TTL expired for a timeout, else general failure (SOCKS4a has a single
-// failure code). The caller closes the connection afterwards.
+// Reject sends a failure reply with the code that fits err: connection refused, network or host
+// unreachable, TTL expired for a timeout, else general failure. The caller then closes c.
 func (c *SocksConn) Reject(err error) error {
 	_, err = c.Write(c.replyFor(socksReplyCode(err)))
 	return err

@@ -29,11 +29,10 @@ const (
 	randBatch     = 4096                  // random bytes fetched at once for masking keys
 )
 
-// frameBuf holds one whole outgoing frame, so that it leaves in one write:
-// the payload at payloadAt, 64-byte aligned as the kernel's copies need to
-// run at full speed, and the header just before it; or ReadFrom's four
-// binary frames, one write for a read of 128 KiB. Taken from framePool per
-// frame or per read, never held while idle.
+// frameBuf holds what leaves in one write: a whole frame, the payload at
+// payloadAt (64-byte aligned as the kernel's copies need to run at full
+// speed) and the header just before it, or ReadFrom's frames. Taken from
+// framePool per frame or per read, never held while idle.
 type frameBuf [payloadAt + readFrames*(maxHeader+maxBinaryData)]byte
 
 var framePool = sync.Pool{New: func() any { return new(frameBuf) }}

@@ -95,10 +95,9 @@ func closePayload(code int, reason string) []byte {
 
 // ReadFrom sends what r yields until r's EOF, each Read (up to 128 KiB) as
 // binary messages of at most 32 KiB, in one write; with base64, each Read of
-// up to 32 KiB as one message. It reads r straight into a pooled frame buffer
-// behind the header's space, where binary data is masked and sent with no
-// copy but the moves that make room for the headers. It holds that buffer
-// while r.Read blocks, not the writer's lock.
+// up to 32 KiB as one message. It reads into a pooled frameBuf, where
+// writeFrame frames and masks binary data in place, and holds that buffer
+// (not the writer's lock) while r.Read blocks.
 func (c *Conn) ReadFrom(r io.Reader) (total int64, err error) {
 	buf := framePool.Get().(*frameBuf)
 	defer framePool.Put(buf)
