@@ -63,9 +63,10 @@
 // Writes have no bound of their own: a transport that must not let a peer
 // who stops reading hold a connection bounds the conn under the WebSocket
 // (the pt package's StallConn does, by progress). Nothing buffered grows
-// with what the peer declares: payload is read straight into the caller's
-// buffer, and the other buffers have a fixed size (see newConn, textBufs
-// and frameBuf, which say when they are taken and given back).
+// with what the peer declares: payload is read into the caller's buffer,
+// straight or through a read-ahead of fixed size, as are the other buffers
+// (see newConn, Read, textBufs and frameBuf, which say when they are taken
+// and given back).
 //
 // # Concurrency
 //
