@@ -213,11 +213,15 @@ var wireCases = []wireCase{
 func runWire(t testing.TB, tc wireCase, r io.Reader) (data []byte, err error, before, sent []byte) {
 	var out bytes.Buffer
 	c := newConn(&fakeConn{r: r, w: &out}, tc.client, tc.b64, &Options{MaxMessage: tc.max}, nil)
-	buf := make([]byte, 7) // small reads exercise the partial paths
+	buf := make([]byte, maxBinaryData) // small reads exercise the partial paths, large ones Read's read-ahead
 	var ne net.Error
-	for err == nil || errors.As(err, &ne) && ne.Timeout() { // timeouts are not sticky
+	for i := 0; err == nil || errors.As(err, &ne) && ne.Timeout(); i++ { // timeouts are not sticky
+		size := 1 + len(data)%7
+		if i%3 == 2 {
+			size = len(buf)
+		}
 		var n int
-		n, err = c.Read(buf[:1+len(data)%7])
+		n, err = c.Read(buf[:size])
 		data = append(data, buf[:n]...)
 	}
 	before = bytes.Clone(out.Bytes())
