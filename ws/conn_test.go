@@ -415,8 +415,10 @@ func (r *thenWait) Read(p []byte) (int, error) {
 func TestReadAhead(t *testing.T) {
 	a, b := bytes.Repeat([]byte{'a'}, 40000), bytes.Repeat([]byte{'b'}, 300)
 	e, d := bytes.Repeat([]byte{'e'}, 2000), bytes.Repeat([]byte{'d'}, 5000)
+	c100 := bytes.Repeat([]byte{'c'}, 100)
 	var wire []byte
 	wire = append(append(wire, 0x82, 0x7E, 0x9C, 0x40), a...)        // FIN|binary, 16-bit length 40000
+	wire = append(append(wire, 0x82, 0x64), c100...)                 // FIN|binary, 100: a message ends
 	wire = append(append(wire, 0x02, 0x7E, 0x01, 0x2C), b...)        // binary, not FIN, 300
 	wire = append(wire, 0x80, 0x00, 0x89, 0x01, 'p')                 // FIN|continuation, empty; FIN|Ping "p"
 	wire = append(append(wire, 0x82, 0x7E, 0x07, 0xD0), e...)        // FIN|binary, 2000
@@ -426,7 +428,7 @@ func TestReadAhead(t *testing.T) {
 	var out bytes.Buffer
 	c := newConn(&fakeConn{r: src, w: &out}, true, false, nil, nil)
 	buf := make([]byte, 64<<10)
-	for i, want := range [][]byte{append(a, b...), append(e, d[:1000]...)} {
+	for i, want := range [][]byte{append(append(a, c100...), b...), append(e, d[:1000]...)} {
 		got := make(chan []byte, 1)
 		go func() {
 			n, err := c.Read(buf)
