@@ -240,6 +240,56 @@ func TestInteropFlashProxyPageBadRelay(t *testing.T) {
 	}
 }
 
+// TestInteropFlashProxyPageGuard: an exception inside a pair's handler (WebSocket's send made to
+// throw once, before the page's own script runs) must close that pair, both its sockets, rather
+// than leave it half open and counted against max_clients for good: with max_clients=1 the next
+// pair opens and relays the client's byte.
+func TestInteropFlashProxyPageGuard(t *testing.T) {
+	chromium := lookPath(t, "chromium")
+	client := newWSPeer(t, func(c *ws.Conn) {
+		c.Write([]byte{7})
+		idle(c)
+	})
+	got := make(chan byte, 8)
+	relay := newWSPeer(t, func(c *ws.Conn) {
+		b := make([]byte, 1)
+		if n, _ := c.Read(b); n == 1 {
+			got <- b[0]
+		}
+		idle(c)
+	})
+	cdp, _ := startChromium(t, chromium)
+	session := cdp.open(t, "about:blank")
+	cdp.call(t, session, "Page.enable", map[string]any{}, &struct{}{})
+	cdp.call(t, session, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": `
+		WebSocket.prototype.send = (function (send) {
+			var thrown = false;
+			return function (data) {
+				if (!thrown) {
+					thrown = true;
+					throw new Error("injected by the test");
+				}
+				return send.call(this, data);
+			};
+		})(WebSocket.prototype.send);`}, &struct{}{})
+	cdp.call(t, session, "Page.navigate", map[string]any{
+		"url": proxyPage(t, fmt.Sprintf("client=%s&relay=%s&max_clients=1", client.addr, relay.addr))}, &struct{}{})
+	select {
+	case b := <-got:
+		if b != 7 {
+			t.Fatalf("the relay got %d, want 7", b)
+		}
+	case <-time.After(interopTimeout):
+		t.Fatalf("no byte relayed within %v after the injected exception: %d client and %d relay connections, %d open",
+			interopTimeout, client.total.Load(), relay.total.Load(), relay.open.Load())
+	}
+	if n := client.total.Load(); n < 2 {
+		t.Errorf("the byte came through the first pair (%d client connections): the exception was not injected", n)
+	}
+	t.Logf("after the exception the page closed the pair and served the next: %d client and %d relay connections",
+		client.total.Load(), relay.total.Load())
+}
+
 // TestInteropFlashProxyPageBackoff: each pair is used (the client sends a byte) and then fails
 // (the relay closes with 1011). With max_clients=1 the page must wait longer after each failure
 // instead of opening the next pair at once.
