@@ -22,12 +22,12 @@ type relayResult struct {
 	err        error
 }
 
-// startRelay runs Relay(a, b) and returns the channel of its result.
-func startRelay(a, b net.Conn) <-chan relayResult {
+// startRelay runs Relay(a, b, opt) and returns the channel of its result.
+func startRelay(a, b net.Conn, opt RelayOptions) <-chan relayResult {
 	ch := make(chan relayResult, 1)
 	go func() {
 		var r relayResult
-		r.aToB, r.bToA, r.err = Relay(a, b, RelayOptions{})
+		r.aToB, r.bToA, r.err = Relay(a, b, opt)
 		ch <- r
 	}()
 	return ch
@@ -71,7 +71,7 @@ func writeChunks(w io.Writer, data []byte) error {
 func TestRelayPipe(t *testing.T) {
 	left, a := net.Pipe()
 	b, right := net.Pipe()
-	done := startRelay(a, b)
+	done := startRelay(a, b, RelayOptions{})
 	up, down := randomBytes(t, 1<<20+7), randomBytes(t, 3<<19+1)
 	var wg sync.WaitGroup
 	var gotUp, gotDown []byte
@@ -122,7 +122,7 @@ func loopbackPair(t testing.TB) (*net.TCPConn, *net.TCPConn) {
 func TestRelayTCPHalfClose(t *testing.T) {
 	left, a := loopbackPair(t)
 	b, right := loopbackPair(t)
-	done := startRelay(a, b)
+	done := startRelay(a, b, RelayOptions{})
 	up, down := randomBytes(t, 5<<20+3), randomBytes(t, 2<<20+5)
 
 	leftErr := make(chan error, 1)
@@ -190,7 +190,7 @@ func TestRelayReadError(t *testing.T) {
 		b, right := net.Pipe()
 		data := randomBytes(t, 5000)
 		a := &failConn{Conn: leftRelay, data: data, err: boom}
-		done := startRelay(a, b)
+		done := startRelay(a, b, RelayOptions{})
 		got, err := io.ReadAll(right) // ends when Relay closes b
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("right got %d bytes, %v", len(got), err)
@@ -222,7 +222,7 @@ func TestRelayWriteError(t *testing.T) {
 	full := errors.New("disk full")
 	left, a := net.Pipe()
 	pb, right := net.Pipe()
-	done := startRelay(a, failWriteConn{pb, full})
+	done := startRelay(a, failWriteConn{pb, full}, RelayOptions{})
 	go left.Write([]byte("hello")) // fails once Relay closes a; no one checks
 	r := waitRelay(t, done)
 	if r.err != full || r.aToB != 0 || r.bToA != 0 {
@@ -264,12 +264,7 @@ func TestRelayLiveCounts(t *testing.T) {
 	b, right := loopbackPair(t)
 	var up, down atomic.Int64
 	up.Store(100) // a total from earlier connections
-	done := make(chan relayResult, 1)
-	go func() {
-		var r relayResult
-		r.aToB, r.bToA, r.err = Relay(a, b, RelayOptions{CountAToB: &up, CountBToA: &down})
-		done <- r
-	}()
+	done := startRelay(a, b, RelayOptions{CountAToB: &up, CountBToA: &down})
 	for _, d := range []struct {
 		from, to net.Conn
 		msg      string
@@ -405,7 +400,7 @@ func TestPumpReadFrom(t *testing.T) {
 func BenchmarkRelayTCP(b *testing.B) {
 	left, a := loopbackPair(b)
 	c, right := loopbackPair(b)
-	done := startRelay(a, c)
+	done := startRelay(a, c, RelayOptions{})
 	buf := make([]byte, 32<<10)
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
@@ -439,7 +434,7 @@ func BenchmarkRelayIdle(b *testing.B) {
 			l, a := net.Pipe()
 			c, r := net.Pipe()
 			ends = append(ends, l, r)
-			dones = append(dones, startRelay(a, c))
+			dones = append(dones, startRelay(a, c, RelayOptions{}))
 		}
 		// One byte each way through every tunnel: net.Pipe is unbuffered, so when it has
 		// arrived both directions have their buffers and are back in (or on their way to) Read.
@@ -505,12 +500,7 @@ func TestRelayCutResets(t *testing.T) {
 			right.SetReadBuffer(4 << 10)
 			go left.Write(make([]byte, 8<<20)) // fails once Relay aborts a; no one checks
 		}
-		done := make(chan relayResult, 1)
-		go func() {
-			var r relayResult
-			r.aToB, r.bToA, r.err = Relay(ra, rb, opt)
-			done <- r
-		}()
+		done := startRelay(ra, rb, opt)
 		r := waitRelay(t, done)
 		if r.err == nil {
 			t.Errorf("%s: Relay returned no error", cut)

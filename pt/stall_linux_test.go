@@ -94,12 +94,7 @@ func TestRelayCutFreesKernel(t *testing.T) {
 	b.SetWriteBuffer(64 << 10)
 	right.SetReadBuffer(4 << 10)
 	go left.Write(make([]byte, 8<<20)) // fails once Relay aborts a; no one checks
-	done := make(chan relayResult, 1)
-	go func() {
-		var r relayResult
-		r.aToB, r.bToA, r.err = Relay(a, StallConn(b, 300*time.Millisecond), RelayOptions{})
-		done <- r
-	}()
+	done := startRelay(a, StallConn(b, 300*time.Millisecond), RelayOptions{})
 	if r := waitRelay(t, done); r.err == nil || !strings.Contains(r.err.Error(), "stall") {
 		t.Fatalf("Relay = %v, want the stall timeout", r.err)
 	}

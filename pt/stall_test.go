@@ -107,13 +107,8 @@ func TestRelayHalfCloseBound(t *testing.T) {
 	for _, silent := range []bool{true, false} {
 		left, a := loopbackPair(t)
 		b, right := loopbackPair(t)
-		ch := make(chan relayResult, 1)
 		start := time.Now()
-		go func() {
-			var r relayResult
-			r.aToB, r.bToA, r.err = Relay(a, b, RelayOptions{HalfClose: bound})
-			ch <- r
-		}()
+		ch := startRelay(a, b, RelayOptions{HalfClose: bound})
 		left.CloseWrite()
 		if _, err := io.ReadAll(right); err != nil { // the EOF went through
 			t.Fatal(err)
@@ -147,7 +142,7 @@ func TestRelayCloseWithError(t *testing.T) {
 	left, a := loopbackPair(t)
 	b, right := loopbackPair(t)
 	rec := closeRecorder{b, make(chan error, 2)}
-	done := startRelay(a, rec)
+	done := startRelay(a, rec, RelayOptions{})
 	left.SetLinger(0)
 	left.Close() // a reset: the left side fails
 	r := waitRelay(t, done)
