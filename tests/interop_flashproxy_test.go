@@ -123,14 +123,7 @@ func flashTorClient(t *testing.T, tn *torNetwork, cdp *cdpConn, session, doc, na
 		fmt.Sprintf("ClientTransportPlugin flashproxy exec %s -log-level info %s", client, ptArgs),
 		"Bridge flashproxy 0.0.1.0:1")
 	t.Logf("%s: tor bootstrapped to 100%% through the browser proxy in %.1f s", name, c.bootstrap.Seconds())
-	start := time.Now()
-	n, sum, err := torFetch(c.socksPort, name, tn.file, nil)
-	if err != nil || n != int64(tn.file.size) || sum != tn.file.sum {
-		t.Fatalf("fetch through tor: %d bytes, SHA-256 %s, error %v; want %d bytes, SHA-256 %s",
-			n, sum, err, tn.file.size, tn.file.sum)
-	}
-	secs := time.Since(start).Seconds()
-	t.Logf("%s: fetched %d bytes in %.1f s, SHA-256 %s matches", name, n, secs, sum)
+	secs := torFetchOK(t, c, tn.file, name)
 	var badge struct {
 		State, Text string
 		Bytes       int64

@@ -182,8 +182,8 @@ func torHAProxyScaleOut(t *testing.T, tn *torNetwork, bridgeDebug string) {
 }
 
 // torFetchOK fetches the test file through the client with a new SOCKS username (a new
-// circuit) and fails the test unless every byte arrived.
-func torFetchOK(t *testing.T, c *torClient, f *torFile, user string) {
+// circuit), fails the test unless every byte arrived, and returns the seconds it took.
+func torFetchOK(t *testing.T, c *torClient, f *torFile, user string) float64 {
 	t.Helper()
 	start := time.Now()
 	n, sum, err := torFetch(c.socksPort, user, f, nil)
@@ -191,7 +191,9 @@ func torFetchOK(t *testing.T, c *torClient, f *torFile, user string) {
 		t.Fatalf("fetch %q: %d bytes, SHA-256 %s, error %v; want %d bytes, SHA-256 %s",
 			user, n, sum, err, f.size, f.sum)
 	}
-	t.Logf("fetch %q: %d bytes in %.1f s, SHA-256 matches", user, n, time.Since(start).Seconds())
+	secs := time.Since(start).Seconds()
+	t.Logf("fetch %q: %d bytes in %.1f s, SHA-256 matches", user, n, secs)
+	return secs
 }
 
 // torHAProxySessions reads HAProxy's log: for each backend server, the HTTP status and

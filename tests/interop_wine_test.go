@@ -367,13 +367,7 @@ func torWindows(t *testing.T, w *winePrefix) {
 	c := tn.torStartClient(t, "winclient", "UseBridges 1",
 		fmt.Sprintf("ClientTransportPlugin websocket exec %s -log-level info", client), bridgeLine)
 	t.Logf("client bootstrapped to 100%% through the Windows websocket-client and -server in %.1f s", c.bootstrap.Seconds())
-	start := time.Now()
-	n, sum, err := torFetch(c.socksPort, "windows", tn.file, nil)
-	if err != nil || n != int64(tn.file.size) || sum != tn.file.sum {
-		t.Fatalf("fetch through tor: %d bytes, SHA-256 %s, error %v; want %d bytes, SHA-256 %s",
-			n, sum, err, tn.file.size, tn.file.sum)
-	}
-	t.Logf("fetched %d bytes in %.1f s, SHA-256 matches", n, time.Since(start).Seconds())
+	torFetchOK(t, c, tn.file, "windows")
 	torCheckTransport(t, c.infoLog(), client)
 	torCheckTransport(t, filepath.Join(logs, "bridge-info.log"), server)
 	// tor on Linux ends its transports with stdin close and SIGTERM: they must be gone.
