@@ -29,12 +29,15 @@ const (
 	randBatch     = 4096                  // random bytes fetched at once for masking keys
 )
 
-// frameBuf holds what leaves in one write: a whole frame, the payload at
-// payloadAt (64-byte aligned as the kernel's copies need to run at full
-// speed) and the header just before it, or ReadFrom's frames. Taken from
-// framePool per frame or per read, never held while idle.
-type frameBuf [payloadAt + readFrames*(maxHeader+maxBinaryData)]byte
+// frameBuf holds one whole outgoing frame, so that it leaves in one write:
+// the payload at payloadAt, 64-byte aligned as the kernel's copies need to
+// run at full speed, and the header just before it. Taken from framePool
+// per frame, never held while idle. readBuf is ReadFrom's, the same for a
+// read of four binary frames' payload, taken per ReadFrom.
+type frameBuf [payloadAt + maxFrameSend]byte
+type readBuf [payloadAt + readFrames*(maxHeader+maxBinaryData)]byte
 
+var readPool = sync.Pool{New: func() any { return new(readBuf) }}
 var framePool = sync.Pool{New: func() any { return new(frameBuf) }}
 
 // keySource batches crypto/rand reads: a frame takes 4 bytes of it.

@@ -18,9 +18,10 @@ import (
 // ends without a Close frame. Timeouts are not sticky.
 //
 // Given room for a whole frame, on a binary connection, Read borrows a
-// read-ahead buffer of four frames and returns in one call the payload of
-// every data frame it holds, up to len(p), without waiting for more: one
-// system call for several frames. It gives the buffer back once empty.
+// read-ahead buffer of four frames; after the first frame it returns, in the
+// same call and up to len(p), the payload of every data frame the buffer
+// already holds, without waiting for more: one system call for several
+// frames. It gives the buffer back once empty.
 func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()

@@ -60,7 +60,7 @@ func (c *Conn) unlock() {
 // writeData sends one data frame (see writeFrame), or a Pong, wlock held.
 // Any error ends writing: a frame cut short cannot be followed by another,
 // and the connection will be reset (see closeConn).
-func (c *Conn) writeData(op byte, payload []byte, buf *frameBuf) error {
+func (c *Conn) writeData(op byte, payload []byte, buf []byte) error {
 	if c.werr != nil {
 		return c.werr
 	}
@@ -95,13 +95,13 @@ func closePayload(code int, reason string) []byte {
 
 // ReadFrom sends what r yields until r's EOF, each Read (up to 128 KiB) as
 // binary messages of at most 32 KiB, in one write; with base64, each Read of
-// up to 32 KiB as one message. It reads into a pooled frameBuf, where
+// up to 32 KiB as one message. It reads into a pooled readBuf, where
 // writeFrame frames and masks binary data in place, and holds that buffer
 // (not the writer's lock) while r.Read blocks.
 func (c *Conn) ReadFrom(r io.Reader) (total int64, err error) {
-	buf := framePool.Get().(*frameBuf)
-	defer framePool.Put(buf)
-	op, inPlace, size := byte(opBinary|0x80), buf, readFrames*maxBinaryData
+	buf := readPool.Get().(*readBuf)
+	defer readPool.Put(buf)
+	op, inPlace, size := byte(opBinary|0x80), buf[:], readFrames*maxBinaryData
 	if c.b64 {
 		op, inPlace, size = opText|0x80, nil, maxBinaryData // encoded into a buffer of its own
 	}
@@ -130,7 +130,7 @@ func (c *Conn) ReadFrom(r io.Reader) (total int64, err error) {
 // buf is nil; the header goes just before it. Binary payload in buf beyond
 // maxBinaryData (from ReadFrom) goes as one frame per maxBinaryData, each
 // moved up behind its header, and all in the one write.
-func (c *Conn) writeFrame(op byte, payload []byte, buf *frameBuf) error {
+func (c *Conn) writeFrame(op byte, payload []byte, buf []byte) error {
 	code, fin := op&0x0F, op&0x80 != 0 || op >= opClose
 	n, chunk := len(payload), maxBinaryData
 	text := c.b64 && code < opClose
@@ -139,8 +139,9 @@ func (c *Conn) writeFrame(op byte, payload []byte, buf *frameBuf) error {
 		chunk = max(n, 1)
 	}
 	if buf == nil {
-		buf = framePool.Get().(*frameBuf)
-		defer framePool.Put(buf)
+		fb := framePool.Get().(*frameBuf)
+		defer framePool.Put(fb)
+		buf = fb[:]
 		if text {
 			encode(buf[payloadAt:], payload)
 		} else {
