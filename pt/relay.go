@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -129,19 +130,13 @@ func Abort(c net.Conn) error {
 // pump copies src to dst until an error (io.EOF at the end of src), writing every byte read
 // before acting on a read error, and counts each read before its write (see RelayOptions). It
 // reads into a small pooled buffer; a read that fills at least half of it means data is flowing
-// (a base64 WebSocket fills only three quarters), so it borrows a large one, of 128 KiB (a
-// WebSocket returns four frames in one Read), and gives it back after a read of less than 16 KiB:
-// the next read may block, and an idle direction must not hold it. While data flows into a dst
-// that is an io.ReaderFrom (a *ws.Conn), dst reads src into its own buffer instead, one Read per
-// call, so that pump copies nothing.
+// (a base64 WebSocket fills only three quarters), so the next reads take a large one, of
+// 128 KiB (a WebSocket returns four frames in one Read), until a read of less than 16 KiB. It
+// takes the large buffer only once src has data (see waitRead) and gives it back after each
+// write, so that a direction that waits holds none. While data flows into a dst that is an
+// io.ReaderFrom (a *ws.Conn), dst reads src into its own buffer instead, one Read per call, so
+// that pump copies nothing.
 func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
-	small, large := smallBufs.Get().(*[]byte), (*[]byte)(nil)
-	defer func() {
-		smallBufs.Put(small)
-		if large != nil {
-			largeBufs.Put(large)
-		}
-	}()
 	rf, _ := dst.(io.ReaderFrom)
 	if _, ok := dst.(*net.TCPConn); ok {
 		rf = nil // its ReadFrom splices, or copies through a buffer of its own per call
@@ -152,20 +147,22 @@ func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 		*one = oneRead{src: src, count: count}
 		var w int64
 		var werr error
+		if size == largeBufSize {
+			waitRead(src)
+		}
 		if size == largeBufSize && rf != nil {
 			w, werr = rf.ReadFrom(one)
 		} else {
-			buf := *small
+			pool := &smallBufs
 			if size == largeBufSize {
-				if large == nil {
-					large = largeBufs.Get().(*[]byte)
-				}
-				buf = *large
+				pool = &largeBufs
 			}
-			if n, _ := one.Read(buf); n > 0 {
-				m, err := dst.Write(buf[:n])
+			buf := pool.Get().(*[]byte)
+			if n, _ := one.Read(*buf); n > 0 {
+				m, err := dst.Write((*buf)[:n])
 				w, werr = int64(m), err
 			}
+			pool.Put(buf)
 		}
 		if total += w; w < int64(one.n) {
 			count.Add(w - int64(one.n))
@@ -174,12 +171,25 @@ func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 		if one.err != nil {
 			return total, one.err
 		}
-		if one.n >= min(size/2, 16<<10) {
+		if one.n < min(size/2, 16<<10) {
+			size = smallBufSize
+		} else {
 			size = largeBufSize
-		} else if size = smallBufSize; large != nil {
-			largeBufs.Put(large)
-			large = nil
 		}
+	}
+}
+
+// waitRead waits until src has bytes to read, or an error that its next Read returns too,
+// where that can be known without a buffer: a conn with a WaitRead method (a *ws.Conn), or,
+// except on Windows, a TCP conn (under a StallConn too).
+func waitRead(src net.Conn) {
+	if s, ok := src.(*stallConn); ok {
+		src = s.Conn
+	}
+	if w, ok := src.(interface{ WaitRead() error }); ok {
+		_ = w.WaitRead()
+	} else if s, ok := src.(syscall.Conn); ok {
+		waitReadable(s)
 	}
 }
 

@@ -8,3 +8,15 @@ import "syscall"
 func setSockopt(fd uintptr, opt, value int) error {
 	return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, value)
 }
+
+// waitReadable waits until c has bytes to read, or an error, by peeking at one byte without
+// taking it (see waitRead).
+func waitReadable(c syscall.Conn) {
+	if rc, err := c.SyscallConn(); err == nil {
+		var b [1]byte
+		_ = rc.Read(func(fd uintptr) bool {
+			_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK)
+			return err != syscall.EAGAIN
+		})
+	}
+}

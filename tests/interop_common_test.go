@@ -4,16 +4,12 @@ package tests
 
 // Helpers shared by the interop tests (interop_*_test.go), beside those of
 // faketor_test.go (closedAddr for a free port, socks5, the fake Extended
-// ORPort newExtOR) and programs_test.go (echoServer, writeCert): processes
-// whose output goes to a file and which die with the test, waiting for a TCP
-// port, an echo, and an SHA-256-checked echo round trip. Everything listens
-// on 127.0.0.1 only.
+// ORPort newExtOR), programs_test.go (echoServer, writeCert) and main_test.go
+// (listen, the SHA-256-checked echo roundTrip): processes whose output goes to
+// a file and which die with the test, waiting for a TCP port, an echo.
+// Everything listens on 127.0.0.1 only.
 
 import (
-	"bytes"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"net"
 	"os"
@@ -24,21 +20,6 @@ import (
 	"testing"
 	"time"
 )
-
-// interopTimeout bounds each wait in the interop tests: generous, the
-// machine is small and shared.
-const interopTimeout = 60 * time.Second
-
-// listen opens a loopback listener closed at the end of the test.
-func listen(t *testing.T) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln
-}
 
 // lookPath fails the test when a peer program is missing (install-deps.sh
 // installs them): a missing peer is a failure, never a skip.
@@ -177,40 +158,4 @@ func echo(c net.Conn) {
 	if hc, ok := c.(interface{ CloseWrite() error }); ok {
 		hc.CloseWrite()
 	}
-}
-
-// roundTrip writes n random bytes to c while reading n bytes back, and
-// checks by SHA-256 that what came back is what went out (c is connected to
-// an echo). It returns the hex digest.
-func roundTrip(t *testing.T, c net.Conn, n int) string {
-	t.Helper()
-	data := make([]byte, n)
-	rand.Read(data)
-	c.SetDeadline(time.Now().Add(interopTimeout))
-	defer c.SetDeadline(time.Time{})
-	werr := make(chan error, 1)
-	go func() {
-		// Several writes of odd sizes, so messages of many sizes go out.
-		for off, step := 0, 1; off < n; off, step = off+step, step*3+1 {
-			end := min(off+step, n)
-			if _, err := c.Write(data[off:end]); err != nil {
-				werr <- err
-				return
-			}
-		}
-		werr <- nil
-	}()
-	h := sha256.New()
-	got, err := io.CopyN(h, c, int64(n))
-	if err != nil {
-		t.Fatalf("read %d of %d bytes back: %v", got, n, err)
-	}
-	if err := <-werr; err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	want := sha256.Sum256(data)
-	if !bytes.Equal(h.Sum(nil), want[:]) {
-		t.Fatalf("echo differs: SHA-256 %x, sent %x", h.Sum(nil), want)
-	}
-	return hex.EncodeToString(want[:8])
 }

@@ -11,14 +11,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/pt"
 	"gitlab.torproject.org/tpo/anti-censorship/pluggable-transports/websocket/ws"
 )
 
@@ -393,4 +396,90 @@ func TestManyStalledPeers(t *testing.T) {
 	if fdsEnd > idle.fds+10 {
 		t.Errorf("at the end: %d descriptors, want at most idle+10 (%d)", fdsEnd, idle.fds+10)
 	}
+}
+
+// TestIdleAfterBurstHoldsNoBuffers: a tunnel that has carried a burst and gone idle holds no
+// large buffer, in either direction of either relay: each waits for data before it takes one
+// (the copy loop's, a WebSocket's read-ahead, ReadFrom's), so that a bridge's idle tunnels cost
+// what idle tunnels cost even after they have been busy. Measured in-process, on the heap, with
+// both relays (pt.Relay over ws, as the programs run them) and an echo for tor.
+func TestIdleAfterBurstHoldsNoBuffers(t *testing.T) {
+	const tunnels, burst = 16, 256 << 10
+	echo := listen(t)
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	web := listen(t)
+	go http.Serve(web, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := ws.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		or, err := net.Dial("tcp", echo.Addr().String())
+		if err != nil {
+			conn.Close()
+			return
+		}
+		pt.Relay(or, conn, pt.RelayOptions{})
+	}))
+	apps := make([]net.Conn, tunnels)
+	for i := range apps {
+		wsConn, _, err := upgradeOver(dial(t, web.Addr().String()), web.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		app, local := tcpPair(t)
+		go pt.Relay(local, wsConn, pt.RelayOptions{})
+		apps[i] = app
+		t.Cleanup(func() { app.Close() })
+		roundTrip(t, app, 1)
+	}
+	idle := heapInUse()
+	for _, app := range apps {
+		roundTrip(t, app, burst)
+	}
+	var held int64
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if held = (heapInUse() - idle) / tunnels; held < 32<<10 {
+			t.Logf("each idle tunnel holds %d bytes more than before its burst", held)
+			return
+		}
+		time.Sleep(50 * time.Millisecond) // poll: the relays give their buffers back as they go idle
+	}
+	t.Errorf("after a %d KiB burst each way, each idle tunnel holds %d KiB more than before it (want < 32)", burst>>10, held>>10)
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	ln := listen(t)
+	c := dial(t, ln.Addr().String())
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, s
+}
+
+// heapInUse is the heap in use after the collections that empty sync.Pools.
+func heapInUse() int64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse)
 }

@@ -453,3 +453,58 @@ func TestReadAhead(t *testing.T) {
 		t.Error("the read-ahead buffer was kept, empty")
 	}
 }
+
+// gate blocks its reader until open is closed, then reads r.
+type gate struct {
+	open chan struct{}
+	r    io.Reader
+}
+
+func (g *gate) Read(p []byte) (int, error) {
+	<-g.open
+	return g.r.Read(p)
+}
+
+// WaitRead waits for a frame to begin without borrowing the read-ahead buffer, and what it took
+// from the wire the next Read returns; within a frame it returns at once, since the rest is on
+// its way; an error it meets, the next Read returns too.
+func TestWaitRead(t *testing.T) {
+	a, d := bytes.Repeat([]byte{'a'}, 40000), bytes.Repeat([]byte{'d'}, 1000)
+	var wire []byte
+	wire = append(append(wire, 0x82, 0x7E, 0x9C, 0x40), a...) // FIN|binary, 16-bit length 40000
+	wire = append(append(wire, 0x82, 0x7E, 0x13, 0x88), d...) // FIN|binary, 5000: 1000 so far
+	src := &thenWait{b: wire, done: make(chan struct{})}
+	defer close(src.done)
+	g := &gate{open: make(chan struct{}), r: src}
+	c := newConn(&fakeConn{r: g, w: io.Discard}, true, false, nil, nil)
+	waited := make(chan error, 1)
+	go func() { waited <- c.WaitRead() }()
+	select {
+	case err := <-waited:
+		t.Fatalf("WaitRead returned (%v) before any byte came", err)
+	case <-time.After(100 * time.Millisecond): // still waiting, as it should
+	}
+	close(g.open)
+	if err := received(t, waited); err != nil {
+		t.Fatal(err)
+	}
+	if c.br != c.small {
+		t.Error("WaitRead borrowed the read-ahead buffer")
+	}
+	buf := make([]byte, 64<<10)
+	if n, err := c.Read(buf); err != nil || !bytes.Equal(buf[:n], append(a, d...)) {
+		t.Fatalf("Read after WaitRead: %d bytes, %v; want %d", n, err, len(a)+len(d))
+	}
+	go func() { waited <- c.WaitRead() }() // within the second frame: no waiting
+	if err := received(t, waited); err != nil {
+		t.Fatal(err)
+	}
+
+	c = newConn(&fakeConn{r: bytes.NewReader(nil), w: io.Discard}, true, false, nil, nil)
+	if err := c.WaitRead(); err != io.ErrUnexpectedEOF {
+		t.Errorf("WaitRead at the end of the stream: %v, want %v", err, io.ErrUnexpectedEOF)
+	}
+	if _, err := c.Read(buf); err != io.ErrUnexpectedEOF {
+		t.Errorf("Read after it: %v, want %v", err, io.ErrUnexpectedEOF)
+	}
+}

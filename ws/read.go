@@ -18,16 +18,20 @@ import (
 // ends without a Close frame. Timeouts are not sticky.
 //
 // Given room for a whole frame, on a binary connection, Read borrows a
-// read-ahead buffer of four frames; after the first frame it returns, in the
-// same call and up to len(p), the payload of every data frame the buffer
-// already holds, without waiting for more: one system call for several
-// frames. It gives the buffer back once empty.
+// read-ahead buffer of four frames once the peer's next bytes have come (see
+// WaitRead); after the first frame it returns, in the same call and up to
+// len(p), the payload of every data frame the buffer already holds, without
+// waiting for more: one system call for several frames. It gives the buffer
+// back once empty.
 func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	if len(p) >= maxBinaryData && !c.b64 && c.br == c.small && c.br.Buffered() == 0 {
+	if len(p) >= maxBinaryData && !c.b64 && c.br == c.small {
+		if err := c.waitRead(); err != nil {
+			return 0, err
+		}
 		c.br = readAheads.Get().(*bufio.Reader)
-		c.br.Reset(c.src)
+		c.br.Reset(c.small) // after what small holds
 	}
 	n, err := c.read(p)
 	for err == nil && !c.b64 && n < len(p) && c.remain == 0 && c.dataWaiting() {
@@ -46,6 +50,25 @@ func (c *Conn) Read(p []byte) (int, error) {
 		c.br = c.small
 	}
 	return n, err
+}
+
+// WaitRead waits until the peer's next frame has begun to come, or an error
+// that Read then returns too. It holds no buffer but the conn's own small one,
+// so that a caller relaying many idle conns can take a large buffer for Read
+// only when data has come. It returns at once within a frame, whose rest is on
+// its way. A control frame ends the wait too.
+func (c *Conn) WaitRead() error {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	return c.waitRead()
+}
+
+func (c *Conn) waitRead() error { // rmu held
+	if c.rerr != nil || c.remain > 0 || c.br.Buffered() > 0 || c.dec.oi < c.dec.on {
+		return c.rerr
+	}
+	_, err := c.br.Peek(1)
+	return c.readErr(err)
 }
 
 var readAheads = sync.Pool{New: func() any {
