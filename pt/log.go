@@ -167,15 +167,12 @@ func (l *Logger) Listening(prefix string, ln net.Listener) {
 	l.log("notice", " listening on "+ln.Addr().String(), "%s", prefix)
 }
 
-// HTTPErrorLog returns a *log.Logger for an http.Server's ErrorLog: each message goes to l at
-// debug level, scrubbed (net/http's messages carry client addresses).
-func (l *Logger) HTTPErrorLog() *log.Logger { return log.New(debugWriter{l}, "", 0) }
-
 // HTTPServer returns a WebSocket listener's http.Server: HTTP/1.1 only, request heads bounded to
-// 16 KiB and to timeout (with any TLS handshake), idle connections closed after timeout.
+// 16 KiB and to timeout (with any TLS handshake), idle connections closed after timeout, and
+// net/http's messages logged to l at debug level, scrubbed (they carry client addresses).
 func HTTPServer(handler http.Handler, timeout time.Duration, l *Logger) *http.Server {
 	return &http.Server{Handler: handler, ReadHeaderTimeout: timeout, IdleTimeout: timeout,
-		MaxHeaderBytes: 16 << 10, ErrorLog: l.HTTPErrorLog(),
+		MaxHeaderBytes: 16 << 10, ErrorLog: log.New(debugWriter{l}, "", 0),
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}} // no HTTP/2
 }
 

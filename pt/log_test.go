@@ -121,22 +121,22 @@ func TestLoggerFile(t *testing.T) {
 	}
 }
 
-// TestHTTPErrorLog checks that net/http's messages go to the debug level, one line each,
-// without the client addresses they carry.
+// TestHTTPErrorLog checks that HTTPServer's ErrorLog sends net/http's messages to the debug
+// level, one line each, without the client addresses they carry.
 func TestHTTPErrorLog(t *testing.T) {
 	var b strings.Builder
 	l, err := NewLogger(nil, &b, "debug", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.HTTPErrorLog().Printf("http: TLS handshake error from %s: EOF", "192.0.2.1:5555")
+	HTTPServer(nil, time.Second, l).ErrorLog.Printf("http: TLS handshake error from %s: EOF", "192.0.2.1:5555")
 	want := `^` + stamp + ` \[debug\] http: TLS handshake error from \[scrubbed\]: EOF\n$`
 	if !regexp.MustCompile(want).MatchString(b.String()) {
 		t.Errorf("log: %q", b.String())
 	}
 	b.Reset()
 	quiet, _ := NewLogger(nil, &b, "info", false)
-	quiet.HTTPErrorLog().Printf("http: superfluous response.WriteHeader call")
+	HTTPServer(nil, time.Second, quiet).ErrorLog.Printf("http: superfluous response.WriteHeader call")
 	if b.Len() != 0 {
 		t.Errorf("logged above debug: %q", b.String())
 	}
