@@ -12,14 +12,6 @@ import (
 // SMETHOD ARGS. A key may occur more than once; its values are kept in the order given.
 type Args map[string][]string
 
-// Get returns the first value of key and whether key is present.
-func (a Args) Get(key string) (string, bool) {
-	if v := a[key]; len(v) > 0 {
-		return v[0], true
-	}
-	return "", false
-}
-
 // Add appends value to the values of key.
 func (a Args) Add(key, value string) { a[key] = append(a[key], value) }
 

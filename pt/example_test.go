@@ -33,8 +33,7 @@ func ExampleParseClientArgs() {
 		fmt.Println(err)
 		return
 	}
-	url, _ := args.Get("url")
-	fmt.Println(url, args["front"], args["k"])
+	fmt.Println(args["url"][0], args["front"], args["k"])
 	_, err = pt.ParseClientArgs("url")
 	fmt.Println(err)
 	// Output:
