@@ -47,9 +47,8 @@ func (e *CloseError) Error() string {
 	return fmt.Sprintf("websocket: close %d: %s", e.Code, e.Reason)
 }
 
-// Conn is a WebSocket connection presented as a byte stream (a net.Conn).
-// Its concurrency and closing handshake are described in doc.go; reading
-// is in read.go, writing in write.go, closing in close.go.
+// Conn is a WebSocket connection presented as a byte stream (a net.Conn):
+// see the package doc.
 type Conn struct {
 	conn   net.Conn
 	client bool          // we mask, the peer must not
