@@ -13,14 +13,15 @@ import (
 
 // Termination tells the program when to stop accepting connections and when to exit (pt-spec 3.4).
 type Termination struct {
-	stop, now         chan struct{}
-	fireStop, fireNow func() // close stop; close stop and now: each at most once
+	stop, now         chan struct{} // closed to stop accepting; closed to exit
+	fireStop, fireNow func()        // close stop; close stop and now: each at most once
 }
 
 // MonitorTermination watches SIGTERM, SIGINT, stdin EOF (if exitOnStdinClose) and the parent's
 // death (if watchParent: getppid changes, polled every second; for managed mode, as a standalone
 // program's parent may be a shell that exits at once; not on Windows, where the parent's id never
-// changes and tor closes stdin instead): Stop and Now say which closes what. Once Now is closed
+// changes and tor closes stdin instead). The first SIGINT means stop accepting; a second one or
+// any other event means exit now, which stops accepting too (see Wait). Once it is time to exit
 // the signal handlers are removed, so a further signal has its default effect.
 func MonitorTermination(stdin io.Reader, exitOnStdinClose, watchParent bool) *Termination {
 	sigs := make(chan os.Signal, 2)
@@ -34,7 +35,7 @@ func MonitorTermination(stdin io.Reader, exitOnStdinClose, watchParent bool) *Te
 
 // monitor is MonitorTermination with its sources injected: the signal channel and the function
 // that stops it, stdin, and getppid polled every interval (nil: the parent is not watched). Its
-// watching goroutine ends once Now is closed; the one reading stdin ends at stdin's EOF or error.
+// watching goroutine ends once now is closed; the one reading stdin ends at stdin's EOF or error.
 func monitor(sigs <-chan os.Signal, stopSignals func(), stdin io.Reader, exitOnStdinClose bool,
 	getppid func() int, interval time.Duration) *Termination {
 	t := &Termination{stop: make(chan struct{}), now: make(chan struct{})}
@@ -81,14 +82,9 @@ func monitor(sigs <-chan os.Signal, stopSignals func(), stdin io.Reader, exitOnS
 	return t
 }
 
-// Stop is closed at the first SIGINT or at any "now" event: stop accepting. Now is closed at
-// SIGTERM, a second SIGINT, stdin EOF or the parent's death: exit.
-func (t *Termination) Stop() <-chan struct{} { return t.stop }
-func (t *Termination) Now() <-chan struct{}  { return t.now }
-
 // Wait is the rest of a program's life once its listeners are open: it calls report every hour
-// until Stop is closed, then closes the listeners, waits for the open connections to end (Drain)
-// and calls report once more.
+// until it is time to stop accepting, then closes the listeners, waits for the open connections
+// to end (Drain) and calls report once more.
 func (t *Termination) Wait(listeners []io.Closer, active *atomic.Int64, report func()) {
 	hourly := time.NewTicker(time.Hour)
 	defer hourly.Stop()
@@ -108,7 +104,7 @@ wait:
 	report()
 }
 
-// Drain waits until active (the count of open connections) is zero, or Now is closed.
+// Drain waits until active (the count of open connections) is zero, or it is time to exit.
 func (t *Termination) Drain(active *atomic.Int64) {
 	for active.Load() > 0 {
 		select {

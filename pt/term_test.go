@@ -41,11 +41,11 @@ func fakeMonitor(stdin io.Reader, exitOnStdinClose bool, ppid *atomic.Int64) (*T
 func TestTerminationSIGTERM(t *testing.T) {
 	var ppid atomic.Int64
 	term, sigs, stopped := fakeMonitor(nil, true, &ppid)
-	if isClosed(term.Stop()) || isClosed(term.Now()) {
+	if isClosed(term.stop) || isClosed(term.now) {
 		t.Fatal("closed before any event")
 	}
 	sigs <- syscall.SIGTERM
-	if !closedWithin(term.Now(), generous) || !isClosed(term.Stop()) || !closedWithin(stopped, generous) {
+	if !closedWithin(term.now, generous) || !isClosed(term.stop) || !closedWithin(stopped, generous) {
 		t.Fatal("SIGTERM did not close Now and Stop, and stop the signals")
 	}
 }
@@ -53,14 +53,14 @@ func TestTerminationSIGTERM(t *testing.T) {
 func TestTerminationSIGINT(t *testing.T) {
 	term, sigs, stopped := fakeMonitor(nil, false, nil) // standalone: the parent is not watched
 	sigs <- syscall.SIGINT
-	if !closedWithin(term.Stop(), generous) {
+	if !closedWithin(term.stop, generous) {
 		t.Fatal("first SIGINT did not close Stop")
 	}
-	if isClosed(term.Now()) {
+	if isClosed(term.now) {
 		t.Fatal("first SIGINT closed Now")
 	}
 	sigs <- syscall.SIGINT
-	if !closedWithin(term.Now(), generous) || !closedWithin(stopped, generous) {
+	if !closedWithin(term.now, generous) || !closedWithin(stopped, generous) {
 		t.Fatal("second SIGINT did not close Now")
 	}
 }
@@ -72,11 +72,11 @@ func TestTerminationStdinEOF(t *testing.T) {
 	if _, err := w.Write([]byte("tor never writes, but if it did")); err != nil {
 		t.Fatal(err)
 	}
-	if isClosed(term.Stop()) {
+	if isClosed(term.stop) {
 		t.Fatal("data on stdin closed Stop")
 	}
 	w.Close()
-	if !closedWithin(term.Now(), generous) || !isClosed(term.Stop()) || !closedWithin(stopped, generous) {
+	if !closedWithin(term.now, generous) || !isClosed(term.stop) || !closedWithin(stopped, generous) {
 		t.Fatal("stdin EOF did not close Now and Stop")
 	}
 }
@@ -90,14 +90,14 @@ func TestTerminationStdinIgnored(t *testing.T) {
 	var ppid atomic.Int64
 	stdin := &countReader{}
 	term, sigs, _ := fakeMonitor(stdin, false, &ppid)
-	if isClosed(term.Now()) || isClosed(term.Stop()) {
+	if isClosed(term.now) || isClosed(term.stop) {
 		t.Fatal("stdin EOF ended the program without TOR_PT_EXIT_ON_STDIN_CLOSE=1")
 	}
 	if n := stdin.reads.Load(); n != 0 {
 		t.Fatalf("stdin read %d times", n)
 	}
 	sigs <- syscall.SIGTERM // ends the monitor's goroutines
-	if !closedWithin(term.Now(), generous) {
+	if !closedWithin(term.now, generous) {
 		t.Fatal("SIGTERM did not close Now")
 	}
 }
@@ -106,11 +106,11 @@ func TestTerminationParentDeath(t *testing.T) {
 	var ppid atomic.Int64
 	ppid.Store(4242)
 	term, _, stopped := fakeMonitor(nil, false, &ppid)
-	if isClosed(term.Now()) {
+	if isClosed(term.now) {
 		t.Fatal("closed while the parent lives")
 	}
 	ppid.Store(1) // reparented to init: the parent died
-	if !closedWithin(term.Now(), generous) || !isClosed(term.Stop()) || !closedWithin(stopped, generous) {
+	if !closedWithin(term.now, generous) || !isClosed(term.stop) || !closedWithin(stopped, generous) {
 		t.Fatal("parent death did not close Now and Stop")
 	}
 }

@@ -19,13 +19,13 @@ func TestMonitorTerminationRealSignals(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	if !closedWithin(term.Stop(), generous) {
+	if !closedWithin(term.stop, generous) {
 		t.Fatal("SIGINT did not close Stop")
 	}
 	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	if !closedWithin(term.Now(), generous) {
+	if !closedWithin(term.now, generous) {
 		t.Fatal("second SIGINT did not close Now")
 	}
 
@@ -33,7 +33,7 @@ func TestMonitorTerminationRealSignals(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if !closedWithin(term.Now(), generous) || !isClosed(term.Stop()) {
+	if !closedWithin(term.now, generous) || !isClosed(term.stop) {
 		t.Fatal("SIGTERM did not close Now and Stop")
 	}
 }
