@@ -22,8 +22,7 @@ import (
 // maxHTTPHead bounds the response head of an HTTP proxy.
 const maxHTTPHead = 8192
 
-// Dialer makes the client's outgoing TCP connections, as the package doc says (pt-spec 3.2.2). A
-// Dialer may be used by several goroutines at once.
+// Dialer makes the client's outgoing TCP connections, as the package doc says (pt-spec 3.2.2).
 type Dialer struct {
 	ProxyURL               *url.URL // socks5://, socks4a:// or http://, with optional user:pass@; nil: direct
 	OutboundV4, OutboundV6 net.IP   // source addresses for IPv4 and IPv6 destinations (ignored for loopback)

@@ -26,7 +26,7 @@
 // peers can cause; [MonitorTermination] turns SIGTERM, SIGINT, stdin EOF and the parent's
 // death (pt-spec 3.4) into two channels: stop accepting, and exit now.
 //
-// Concurrency: Output, Logger, Limited and Termination are safe for concurrent use. The other
-// functions work on the connections they are given and leave no goroutine behind. The package
-// holds no mutable state but its buffer pools.
+// Concurrency: Dialer, Output, Logger, Limited and Termination are safe for concurrent use. The
+// other functions work on the connections they are given and leave no goroutine behind. The
+// package holds no mutable state but its buffer pools.
 package pt
