@@ -211,8 +211,7 @@ func socks5Connect(rw io.ReadWriter, user *url.Userinfo, addr string) error {
 	return w.err
 }
 
-// socks5CodeError is the error for a SOCKS5 failure reply. It wraps the error that the code
-// stands for, so that socksReplyCode gives the code back.
+// socks5CodeError is the error for a SOCKS5 failure reply, wrapping its cause (see DialContext).
 func socks5CodeError(code byte) error {
 	if causes := socks5Causes()[code]; causes != nil {
 		return fmt.Errorf("request failed with reply code %d: %w", code, causes[0])
