@@ -243,8 +243,7 @@ func (s *Stats) Tunnel(log *Logger, tor, ws net.Conn, halfClose time.Duration, w
 	}()
 }
 
-// Report logs the figures (never an address) and sends them to tor as a STATUS line too (status
-// is an Output of io.Discard in standalone mode).
+// Report logs the figures (never an address) and sends them to tor as a STATUS line too.
 func (s *Stats) Report(log *Logger, status *Output, method string) {
 	conns, sent, recv := s.Conns.Load(), s.Sent.Load(), s.Received.Load()
 	log.Noticef("summary: %d connections, %d bytes sent, %d bytes received", conns, sent, recv)
