@@ -24,8 +24,7 @@ var (
 
 // RelayOptions bound and count a Relay.
 type RelayOptions struct {
-	// HalfClose bounds a half-closed tunnel: once one direction has ended, the other must end
-	// within it, or both connections are closed. 0: no bound.
+	// HalfClose bounds how long one direction goes on once the other has ended (see Relay); 0: none.
 	HalfClose time.Duration
 	// Unless nil, CountAToB and CountBToA count the bytes of every write as it starts (taken
 	// back if it fails), so that totals include tunnels still open and a peer that has received
@@ -90,8 +89,7 @@ func Relay(a, b net.Conn, opt RelayOptions) (aToB, bToA int64, err error) {
 	return aToB, bToA, err
 }
 
-// closeAfter closes the conns after err: those with a CloseWithError method with it, after the
-// others (aborted), since it may wait for its peer's answer.
+// closeAfter closes the conns as Relay's doc says, CloseWithError last: it may wait for its peer.
 func closeAfter(err error, conns ...net.Conn) {
 	type failer interface{ CloseWithError(error) error }
 	for _, c := range conns {
