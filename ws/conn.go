@@ -73,11 +73,10 @@ type Conn struct {
 
 	// Writer state. wlock is a semaphore held for whole frames (a channel,
 	// so that Read's control replies can wait for it with a bound); werr is
-	// guarded by it. pong is the Pong that Read left for the writer to send
-	// between two frames (see reply).
+	// guarded by it.
 	wlock chan struct{}
-	werr  error // sticky: errWriteClosed after our Close, or a write error
-	pong  atomic.Pointer[[]byte]
+	werr  error                  // sticky: errWriteClosed after our Close, or a write error
+	pong  atomic.Pointer[[]byte] // left by Read for the writer (see reply)
 
 	// dmu guards the write deadlines of their three owners (see
 	// setWriteDeadline) and the conn's, always the earliest of the three.
@@ -98,9 +97,8 @@ const (
 
 // newConn reads ahead through a buffer of a data frame's usual header (16-bit
 // length; masked when we are the server) and 192 payload bytes, so that the
-// rest of a full frame lands 64-byte aligned in the caller's buffer, which
-// the kernel's copy needs to run at full speed (see frameBuf). A control
-// frame, at most 139 bytes, fits. opt's zero values mean the defaults.
+// rest of a full frame lands 64-byte aligned in the caller's buffer (why:
+// see frameBuf). A control frame, at most 139 bytes, fits.
 func newConn(conn net.Conn, client, b64 bool, opt *Options, pre []byte) *Conn {
 	o := opt.get()
 	ahead := 192 + 4
