@@ -64,12 +64,10 @@ func setupCommon(out *Output, getenv func(string) string, transports string,
 		return c, out.EnvError(fmt.Sprintf("TOR_PT_STATE_LOCATION: cannot create the directory: %v", err))
 	}
 	c.ExitOnStdinClose = getenv("TOR_PT_EXIT_ON_STDIN_CLOSE") == "1"
-	c.OutboundV4, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V4", "IPv4")
-	if err != nil {
+	if c.OutboundV4, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V4", "IPv4"); err != nil {
 		return c, err
 	}
-	c.OutboundV6, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V6", "IPv6")
-	if err != nil {
+	if c.OutboundV6, err = outboundAddr(out, getenv, "TOR_PT_OUTBOUND_BIND_ADDRESS_V6", "IPv6"); err != nil {
 		return c, err
 	}
 	requested := getenv(transports)
