@@ -25,8 +25,7 @@ func levelIndex(level string) int {
 	return slices.Index([]string{"error", "warning", "notice", "info", "debug"}, level)
 }
 
-// Logger writes log messages to a writer or to tor (see NewLogger), every IP address in them
-// replaced by "[scrubbed]" unless it was created unsafe (see scrub).
+// Logger writes log messages to a writer or to tor, scrubbed unless unsafe (see NewLogger, scrub).
 type Logger struct {
 	out    *Output
 	mu     sync.Mutex // serializes writes to w, and Reopen
