@@ -9,9 +9,8 @@ import (
 	"sync"
 )
 
-// decoder decodes one message of the "base64" subprotocol (standard base64,
-// RFC 4648 section 4; see doc.go) as its frames come, keeping at most one
-// partial 4-character group and one decoded group.
+// decoder decodes one message of the "base64" subprotocol (standard base64, RFC 4648 section 4; see
+// doc.go) as its frames come, keeping at most one partial 4-character group and one decoded group.
 type decoder struct {
 	carry  [4]byte // characters of an incomplete group
 	nc     int     // len of carry in use
@@ -25,12 +24,10 @@ var errBase64 = errors.New("invalid base64 in text message")
 // strict rejects padding anywhere but at the end and non-zero unused bits.
 var strict = base64.StdEncoding.Strict()
 
-// The codec below takes 12 bits at a time through a table: two characters
-// per lookup. It runs 1.6–2× as fast as encoding/base64 here (see
-// doc/PERFORMANCE.md), which does the ends (padding, and the last bytes)
-// and every error. The tables are computed at their first use (a program
-// that never meets base64 never holds the decoder's 128 KiB) and never
-// written after.
+// The codec below takes 12 bits at a time through a table: two characters per lookup. It runs
+// 1.6–2× as fast as encoding/base64 here (see doc/PERFORMANCE.md), which does the ends (padding,
+// and the last bytes) and every error. The tables are computed at their first use (a program that
+// never meets base64 never holds the decoder's 128 KiB) and never written after.
 const b64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 var (
@@ -68,9 +65,8 @@ func encode(dst, src []byte) {
 	base64.StdEncoding.Encode(dst[di:], src[si:])
 }
 
-// decodeStrict is strict.Decode, but it refuses '\r' and '\n' (which
-// encoding/base64 skips): 8 characters to 6 bytes a step, while they are all
-// data characters.
+// decodeStrict is strict.Decode, but it refuses '\r' and '\n' (which encoding/base64 skips): 8
+// characters to 6 bytes a step, while they are all data characters.
 func decodeStrict(dst, src []byte) (int, error) {
 	t, si, di := decPairs(), 0, 0
 	for ; len(src)-si >= 8 && len(dst)-di >= 8; si, di = si+8, di+6 {
@@ -88,9 +84,8 @@ func decodeStrict(dst, src []byte) (int, error) {
 	return di + n, err
 }
 
-// textBufs hold the text of one Read while it is decoded into the caller's
-// buffer: taken per Read, never held while idle. Sized for a relay's
-// 32 KiB read.
+// textBufs hold the text of one Read while it is decoded into the caller's buffer: taken per Read,
+// never held while idle. Sized for a relay's 32 KiB read.
 var textBufs = sync.Pool{New: func() any { return new([maxFrameSend]byte) }}
 
 // decode decodes the whole groups of text into out, which has room for them

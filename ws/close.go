@@ -28,10 +28,9 @@ func (c *Conn) Close() error {
 	return c.CloseWithStatus(CloseNormal, "")
 }
 
-// CloseWithError closes the connection as io.PipeWriter's CloseWithError
-// does a pipe: with status 1000 if err is nil, else with 1011 (internal
-// error), so that the peer reads an error rather than a clean end. err's
-// text is not sent: it may name addresses. See CloseWithStatus.
+// CloseWithError closes the connection as io.PipeWriter's CloseWithError does a pipe: with status
+// 1000 if err is nil, else with 1011 (internal error), so that the peer reads an error rather than
+// a clean end. err's text is not sent: it may name addresses. See CloseWithStatus.
 func (c *Conn) CloseWithError(err error) error {
 	if err == nil {
 		return c.Close()
@@ -39,14 +38,12 @@ func (c *Conn) CloseWithError(err error) error {
 	return c.CloseWithStatus(CloseInternalError, "")
 }
 
-// CloseWithStatus sends a Close frame with code (1000 if code may not be
-// sent on the wire) and reason (cut to fit a control frame), waits a
-// bounded time (the close timeout) for the peer's Close, then closes the
-// TCP connection. Data still arriving is discarded. When reading ended
-// without the peer's Close (a failure), it first half-closes TCP and
-// discards data until EOF within the same bound, so that the peer reads
-// our Close before the reset (doc.go). A concurrent Read returns an error
-// by the same bound. Later calls return net.ErrClosed.
+// CloseWithStatus sends a Close frame with code (1000 if code may not be sent on the wire) and
+// reason (cut to fit a control frame), waits a bounded time (the close timeout) for the peer's
+// Close, then closes the TCP connection. Data still arriving is discarded. When reading ended
+// without the peer's Close (a failure), it first half-closes TCP and discards data until EOF within
+// the same bound, so that the peer reads our Close before the reset (doc.go). A concurrent Read
+// returns an error by the same bound. Later calls return net.ErrClosed.
 func (c *Conn) CloseWithStatus(code int, reason string) error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() { err = c.closeHandshake(code, reason) })
@@ -74,10 +71,9 @@ func (c *Conn) closeHandshake(code int, reason string) error {
 	return c.closeConn()
 }
 
-// linger, rmu held, is the half-close and discard of CloseWithStatus, up to
-// lingerMax bytes. A *net.TCPConn sends a FIN; a *tls.Conn's CloseWrite
-// sends only a close_notify alert, which a TLS peer reads as the end of
-// data. After the peer's Close the client waits the same way for the
+// linger, rmu held, is the half-close and discard of CloseWithStatus, up to lingerMax bytes. A
+// *net.TCPConn sends a FIN; a *tls.Conn's CloseWrite sends only a close_notify alert, which a TLS
+// peer reads as the end of data. After the peer's Close the client waits the same way for the
 // server to close TCP.
 func (c *Conn) linger(sink []byte) {
 	switch cw, ok := c.conn.(interface{ CloseWrite() error }); {

@@ -32,9 +32,8 @@ const (
 	lingerMax         = 4 << 20 // bounds the bytes that linger discards
 )
 
-// CloseError is the error Read returns after the peer's Close with a status
-// other than 1000 or none, and after a violation we detected, for which we
-// sent our Close with Code (see Read).
+// CloseError is the error Read returns after the peer's Close with a status other than 1000 or
+// none, and after a violation we detected, for which we sent our Close with Code (see Read).
 type CloseError struct {
 	Code   int
 	Reason string
@@ -47,8 +46,7 @@ func (e *CloseError) Error() string {
 	return fmt.Sprintf("websocket: close %d: %s", e.Code, e.Reason)
 }
 
-// Conn is a WebSocket connection presented as a byte stream (a net.Conn):
-// see the package doc.
+// Conn is a WebSocket connection presented as a byte stream (a net.Conn): see the package doc.
 type Conn struct {
 	conn   net.Conn
 	client bool          // we mask, the peer must not
@@ -71,9 +69,8 @@ type Conn struct {
 	dec     decoder
 	rerr    error // sticky: io.EOF, *CloseError or the conn's error
 
-	// Writer state. wlock is a semaphore held for whole frames (a channel,
-	// so that Read's control replies can wait for it with a bound); werr is
-	// guarded by it.
+	// Writer state. wlock is a semaphore held for whole frames (a channel, so that Read's control
+	// replies can wait for it with a bound); werr is guarded by it.
 	wlock chan struct{}
 	werr  error                  // sticky: errWriteClosed after our Close, or a write error
 	pong  atomic.Pointer[[]byte] // left by Read for the writer (see reply)
@@ -95,10 +92,9 @@ const (
 	closeDeadline
 )
 
-// newConn reads ahead through a buffer of a data frame's usual header (16-bit
-// length; masked when we are the server) and 192 payload bytes, so that the
-// rest of a full frame lands 64-byte aligned in the caller's buffer (why:
-// see frameBuf). A control frame, at most 139 bytes, fits.
+// newConn reads ahead through a buffer of a data frame's usual header (16-bit length; masked when
+// we are the server) and 192 payload bytes, so that the rest of a full frame lands 64-byte aligned
+// in the caller's buffer (why: see frameBuf). A control frame, at most 139 bytes, fits.
 func newConn(conn net.Conn, client, b64 bool, opt *Options, pre []byte) *Conn {
 	o := opt.get()
 	ahead := 192 + 4
@@ -129,9 +125,8 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	return c.conn.SetReadDeadline(t)
 }
 
-// SetWriteDeadline sets the write deadline. A write that times out ends
-// writing, as any write error does. Read's replies and Close bound their
-// own writes without undoing t.
+// SetWriteDeadline sets the write deadline. A write that times out ends writing, as any write error
+// does. Read's replies and Close bound their own writes without undoing t.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	return c.setWriteDeadline(userDeadline, t)
 }

@@ -29,11 +29,10 @@ const (
 	randBatch     = 4096                  // random bytes fetched at once for masking keys
 )
 
-// frameBuf holds one whole outgoing frame, so that it leaves in one write:
-// the payload at payloadAt, 64-byte aligned as the kernel's copies need to
-// run at full speed, and the header just before it. Taken from framePool
-// per frame, never held while idle. readBuf is ReadFrom's, the same for a
-// read of four binary frames' payload, taken per ReadFrom.
+// frameBuf holds one whole outgoing frame, so that it leaves in one write: the payload at
+// payloadAt, 64-byte aligned as the kernel's copies need to run at full speed, and the header just
+// before it. Taken from framePool per frame, never held while idle. readBuf is ReadFrom's, the same
+// for a read of four binary frames' payload, taken per ReadFrom.
 type frameBuf [payloadAt + maxFrameSend]byte
 type readBuf [payloadAt + readFrames*(maxHeader+maxBinaryData)]byte
 

@@ -18,9 +18,8 @@ import (
 
 // Options for both roles. A nil *Options means defaults.
 type Options struct {
-	// Base64: server — accept the "base64" subprotocol when the client
-	// offers it; client — offer "base64" (and then require the server to
-	// accept it or no protocol).
+	// Base64: server — accept the "base64" subprotocol when the client offers it; client — offer
+	// "base64" (and then require the server to accept it or no protocol).
 	Base64 bool
 	// MaxMessage bounds one received data message, in bytes on the wire (see
 	// the package doc); 0 means DefaultMaxMessage.
@@ -29,9 +28,8 @@ type Options struct {
 	// exchange; on the server, writing the answer (reading the request is
 	// bounded by the http.Server, e.g. ReadHeaderTimeout). 0 means 10 s.
 	HandshakeTimeout time.Duration
-	// CloseTimeout bounds the closing handshake, the wait for our answer to
-	// the peer's clean Close, and Read's control replies (see the package
-	// doc). 0 means 2 s.
+	// CloseTimeout bounds the closing handshake, the wait for our answer to the peer's clean Close,
+	// and Read's control replies (see the package doc). 0 means 2 s.
 	CloseTimeout time.Duration
 	// Header: client only, extra request headers (e.g. User-Agent).
 	Header http.Header
@@ -94,9 +92,8 @@ func checkRequest(r *http.Request) (int, string) {
 		return http.StatusBadRequest, "missing Connection: Upgrade"
 	case len(r.Header.Values("Sec-WebSocket-Key")) != 1 || err != nil || len(k) != 16:
 		return http.StatusBadRequest, "bad Sec-WebSocket-Key"
-	// RFC 6455 is version 13; the drafts hybi-07 to hybi-12 (versions 7
-	// and 8) differ only in this number, and the transport proposal
-	// permits them.
+	// RFC 6455 is version 13; the drafts hybi-07 to hybi-12 (versions 7 and 8) differ only in this
+	// number, and the transport proposal permits them.
 	case len(v) != 1 || v[0] != "13" && v[0] != "8" && v[0] != "7":
 		return http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version"
 	}
@@ -110,11 +107,10 @@ func IsUpgrade(r *http.Request) bool {
 	return code == 0
 }
 
-// Upgrade validates the whole request, then hijacks. On refusal it writes
-// an ordinary HTTP error (400, 405, 426 with Sec-WebSocket-Version: 13)
-// and returns an error; the caller writes nothing more. Bytes already
-// buffered by net/http are kept for the first frame; the conn's deadlines
-// are cleared after the answer, which Options.HandshakeTimeout bounds.
+// Upgrade validates the whole request, then hijacks. On refusal it writes an ordinary HTTP error
+// (400, 405, 426 with Sec-WebSocket-Version: 13) and returns an error; the caller writes nothing
+// more. Bytes already buffered by net/http are kept for the first frame; the conn's deadlines are
+// cleared after the answer, which Options.HandshakeTimeout bounds.
 func Upgrade(w http.ResponseWriter, r *http.Request, opt *Options) (*Conn, error) {
 	o := opt.get()
 	code, msg := checkRequest(r)
@@ -171,12 +167,11 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("websocket: handshake refused: status %q", e.Status)
 }
 
-// Client runs the opening handshake over conn (already connected; TLS or
-// proxy is the caller's) for the ws:// or wss:// URL u (Host header from
-// u.Host, request target from u.RequestURI()). It fails on any status but
-// 101 (a *StatusError; no redirects), a wrong Sec-WebSocket-Accept,
-// missing Upgrade or Connection, an unoffered protocol or any extension.
-// Deadlines are cleared after; on error the caller closes conn.
+// Client runs the opening handshake over conn (already connected; TLS or proxy is the caller's) for
+// the ws:// or wss:// URL u (Host header from u.Host, request target from u.RequestURI()). It fails
+// on any status but 101 (a *StatusError; no redirects), a wrong Sec-WebSocket-Accept, missing
+// Upgrade or Connection, an unoffered protocol or any extension. Deadlines are cleared after; on
+// error the caller closes conn.
 func Client(conn net.Conn, u *url.URL, opt *Options) (*Conn, error) {
 	o := opt.get()
 	var k [16]byte
