@@ -58,9 +58,8 @@ func (c *stallConn) Write(p []byte) (int, error) {
 	}
 }
 
-// renew keeps the next look for progress between stall/8 and stall/4 ahead of now, so that a
-// busy writer costs a timer update every stall/8, not one per write, and returns the caller's
-// deadline.
+// renew keeps the next look for progress between stall/8 and stall/4 ahead of now, so that a busy
+// writer costs a timer update every stall/8, not one per write, and returns the caller's deadline.
 func (c *stallConn) renew(now time.Time) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
