@@ -15,7 +15,7 @@ import (
 
 // The copy loop's buffers, small for a direction that waits and large while data flows (see
 // pump): thousands of idle tunnels cost little memory.
-const smallBufSize, largeBufSize = 2 << 10, 128 << 10
+const smallBufSize, largeBufSize = 2 << 10, 256 << 10
 
 var (
 	smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBufSize); return &b }}
@@ -129,7 +129,7 @@ func Abort(c net.Conn) error {
 // before acting on a read error, and counts each read before its write (see RelayOptions). It
 // reads into a small pooled buffer; a read that fills at least half of it means data is flowing
 // (a base64 WebSocket fills only three quarters), so the next reads take a large one, of
-// 128 KiB (a WebSocket returns four frames in one Read), until a read of less than 16 KiB. It
+// 256 KiB (a WebSocket returns eight frames in one Read), until a read of less than 16 KiB. It
 // takes the large buffer only once src has data (see waitRead) and gives it back after each
 // write, so that a direction that waits holds none. While data flows into a dst that is an
 // io.ReaderFrom (a *ws.Conn), dst reads src into its own buffer instead, one Read per call, so

@@ -18,7 +18,7 @@ import (
 // ends without a Close frame. Timeouts are not sticky.
 //
 // Given room for a whole frame, on a binary connection, Read borrows a
-// read-ahead buffer of four frames once the peer's next bytes have come (see
+// read-ahead buffer of eight frames once the peer's next bytes have come (see
 // WaitRead); after the first frame it returns, in the same call and up to
 // len(p), the payload of every data frame the buffer already holds, without
 // waiting for more: one system call for several frames. It gives the buffer
