@@ -266,6 +266,12 @@ func (f *flash) pair(sc *pt.SocksConn) (*ws.Conn, error) {
 			}
 			p = <-ch // matched as time ran out or tor left
 		}
+		if left.Err() != nil { // tor has left: the proxy, still waiting, goes to the next request
+			dequeue(f, &f.silent, p)
+			firstInLine(f, &f.proxies, p)
+			f.match()
+			return nil, context.Cause(left)
+		}
 		p.conn.SetReadDeadline(time.Unix(1, 0)) // ends its wait
 		<-p.done
 		if p.err == nil {
@@ -281,9 +287,7 @@ func (f *flash) pair(sc *pt.SocksConn) (*ws.Conn, error) {
 			return p.conn, nil
 		}
 		dequeue(f, &f.silent, p)
-		f.mu.Lock()
-		f.requests = slices.Insert(f.requests, 0, ch) // still the oldest request
-		f.mu.Unlock()
+		firstInLine(f, &f.requests, ch) // still the oldest request
 	}
 }
 
@@ -322,6 +326,13 @@ func (f *flash) bound(format string, a ...any) {
 	}
 	f.mu.Unlock()
 	logf(format, a...)
+}
+
+// firstInLine puts v at the head of *q, under f.mu.
+func firstInLine[T any](f *flash, q *[]T, v T) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	*q = slices.Insert(*q, 0, v)
 }
 
 // dequeue removes v from *q, under f.mu, and reports whether it was there.

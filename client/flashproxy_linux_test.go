@@ -1,8 +1,6 @@
 package main
 
 import (
-	"flag"
-	"io"
 	"net"
 	"os"
 	"strconv"
@@ -19,22 +17,8 @@ import (
 // by its two addresses; Linux reports twice the size set.
 func TestFlashProxyBuffers(t *testing.T) {
 	const size = 24 << 10 // neither the system's default receive nor send buffer
-	log, err := pt.NewLogger(nil, io.Discard, "error", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &client{dialer: &pt.Dialer{Buffer: size}, log: log}
-	c.flash = &flash{c: c}
-	fs := flag.NewFlagSet("", flag.ContinueOnError)
-	c.flash.flags(fs)
-	if err := fs.Parse([]string{"-flashproxy-listen", "127.0.0.1:0"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.flash.start(); err != nil {
-		t.Fatal(err)
-	}
-	defer c.flash.server.Close()
-	proxy, err := net.Dial("tcp", "127.0.0.1"+c.flash.regAddr) // ":PORT" of the proxy listener
+	f := startFlash(t, &pt.Dialer{Buffer: size})
+	proxy, err := net.Dial("tcp", "127.0.0.1"+f.regAddr) // ":PORT" of the proxy listener
 	if err != nil {
 		t.Fatal(err)
 	}
