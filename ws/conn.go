@@ -56,8 +56,7 @@ type Conn struct {
 
 	// Reader state, guarded by rmu (held by Read, or by Close when idle).
 	rmu     sync.Mutex
-	src     io.Reader     // the bytes read with the handshake, then conn
-	br      *bufio.Reader // reads src: small, or while data flows one of readAheads (see Read)
+	br      *bufio.Reader // small, or while data flows one of readAheads reading small (see Read)
 	small   *bufio.Reader
 	remain  int64 // payload bytes left in the current data frame
 	fin     bool  // the current data frame ends its message
@@ -101,10 +100,10 @@ func newConn(conn net.Conn, client, b64 bool, opt *Options, pre []byte) *Conn {
 	if !client {
 		ahead += 4
 	}
-	src := io.MultiReader(bytes.NewReader(pre), conn)
-	br := bufio.NewReaderSize(src, ahead)
+	// small reads the bytes that came with the handshake, then conn.
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pre), conn), ahead)
 	return &Conn{conn: conn, client: client, b64: b64, maxMsg: int64(o.MaxMessage),
-		wait: o.CloseTimeout, wlock: make(chan struct{}, 1), src: src, br: br, small: br}
+		wait: o.CloseTimeout, wlock: make(chan struct{}, 1), br: br, small: br}
 }
 
 // Subprotocol returns the negotiated subprotocol: "base64" or "".

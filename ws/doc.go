@@ -54,12 +54,12 @@
 //
 // # Concurrency
 //
-// As with gorilla/websocket: one goroutine may call Read and one Write or ReadFrom at a time.
-// Close, CloseWithStatus, CloseWithError, CloseWrite, Subprotocol, the address getters and the
-// deadline setters may be called from any goroutine at any time. Frames are written whole under one
-// lock, so a Pong or a Close may come between two frames of one message; the writes Read makes (a
-// Pong, a Close) never hold it up for longer than CloseTimeout; their write deadlines, and Close's,
-// never undo the caller's (see SetWriteDeadline).
+// As with gorilla/websocket: one goroutine may call Read or WaitRead and one Write or ReadFrom at a
+// time. Close, CloseWithStatus, CloseWithError, CloseWrite, Subprotocol, the address getters and
+// the deadline setters may be called from any goroutine at any time. Frames are written whole under
+// one lock, so a Pong or a Close may come between two frames of one message; the writes Read makes
+// (a Pong, a Close) never hold it up for longer than CloseTimeout; their write deadlines, and
+// Close's, never undo the caller's (see SetWriteDeadline).
 //
 // # The closing handshake
 //
