@@ -55,7 +55,7 @@ func TestAllocsAndWrites(t *testing.T) {
 			t.Errorf("%s: %d writes for %d messages of %d frames", r.name, w.n, 21, frames)
 		}
 		w.n = 0
-		src := bytes.NewReader(msg) // ReadFrom: one write per Read, of eight binary frames' data
+		src := bytes.NewReader(msg) // ReadFrom: one write per Read, of four binary frames' data
 		fAllocs := testing.AllocsPerRun(20, func() { src.Reset(msg); c.ReadFrom(src) })
 		if reads := (len(msg) + chunk*readFrames - 1) / (chunk * readFrames); r.b64 && w.n != 21*frames ||
 			!r.b64 && w.n != 21*reads {

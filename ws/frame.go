@@ -25,14 +25,15 @@ const (
 	maxBase64Data = 32769
 	maxFrameSend  = maxBase64Data / 3 * 4 // the longest payload we send
 	payloadAt     = 64                    // where a frameBuf's payload starts
-	readFrames    = 8                     // binary frames ReadFrom reads at once
+	readFrames    = 4                     // binary frames ReadFrom reads at once
+	aheadFrames   = 8                     // binary frames Read reads ahead (see Read)
 	randBatch     = 4096                  // random bytes fetched at once for masking keys
 )
 
 // frameBuf holds one whole outgoing frame, so that it leaves in one write: the payload at
 // payloadAt, 64-byte aligned as the kernel's copies need to run at full speed, and the header just
 // before it. Taken from framePool per frame, never held while idle. readBuf is ReadFrom's, the same
-// for a read of eight binary frames' payload, taken per ReadFrom.
+// for a read of four binary frames' payload, taken per ReadFrom.
 type frameBuf [payloadAt + maxFrameSend]byte
 type readBuf [payloadAt + readFrames*(maxHeader+maxBinaryData)]byte
 

@@ -72,7 +72,7 @@ func (c *Conn) waitRead() error { // rmu held
 }
 
 var readAheads = sync.Pool{New: func() any {
-	return bufio.NewReaderSize(nil, readFrames*(maxHeader+maxBinaryData))
+	return bufio.NewReaderSize(nil, aheadFrames*(maxHeader+maxBinaryData))
 }}
 
 // dataWaiting reports whether br holds a data frame's header and some of its payload.

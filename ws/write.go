@@ -93,7 +93,7 @@ func closePayload(code int, reason string) []byte {
 	return append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)
 }
 
-// ReadFrom sends what r yields until r's EOF, each Read (up to 256 KiB) as
+// ReadFrom sends what r yields until r's EOF, each Read (up to 128 KiB) as
 // binary messages of at most 32 KiB, in one write; with base64, each Read of
 // up to 32 KiB as one message. It reads into a pooled readBuf, where
 // writeFrame frames and masks binary data in place, and holds that buffer

@@ -75,7 +75,7 @@ var diffSizes = []int{0, 1, 2, 3, 4, 7, 8, 9, 124, 125, 126, 127, 128, 1000, 204
 // Write and ReadFrom send byte for byte what the reference writer sends, for every size
 // around the length encodings' and the frames' limits, both roles, binary and base64.
 // ReadFrom sends each Read of its source as messages of 32 KiB: here, a bytes.Reader yields
-// 256 KiB at a time (ReadFrom's buffer; 32 KiB with base64), eight binary frames in one write.
+// 128 KiB at a time (ReadFrom's buffer; 32 KiB with base64), four binary frames in one write.
 func TestWriteDifferential(t *testing.T) {
 	rng := rand.New(rand.NewSource(13))
 	sizes := append([]int(nil), diffSizes...)
@@ -143,7 +143,7 @@ func TestReadFromSources(t *testing.T) {
 	rand.New(rand.NewSource(5)).Read(msg)
 	errSource := errors.New("source failed")
 	for _, r := range benchRoles {
-		first := readFrames * maxBinaryData // a Read: eight binary frames, or one base64 message
+		first := readFrames * maxBinaryData // a Read: four binary frames, or one base64 message
 		if r.b64 {
 			first = maxBinaryData
 		}
