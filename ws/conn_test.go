@@ -508,3 +508,30 @@ func TestWaitRead(t *testing.T) {
 		t.Errorf("Read after it: %v, want %v", err, io.ErrUnexpectedEOF)
 	}
 }
+
+// A Ping that comes while WaitRead waits is answered, and the wait goes on until data comes.
+func TestWaitReadAnswersPing(t *testing.T) {
+	data := []byte{0x82, 0x03, 'a', 'b', 'c'} // FIN|binary, 3: "abc"
+	g := &gate{open: make(chan struct{}), r: bytes.NewReader(data)}
+	var out bytes.Buffer
+	ping := bytes.NewReader([]byte{0x89, 0x01, 'p'}) // FIN|Ping "p"
+	c := newConn(&fakeConn{r: io.MultiReader(ping, g), w: &out}, true, false, nil, nil)
+	waited := make(chan error, 1)
+	go func() { waited <- c.WaitRead() }()
+	select {
+	case err := <-waited:
+		t.Fatalf("WaitRead returned (%v) after a Ping, before any data", err)
+	case <-time.After(100 * time.Millisecond): // still waiting, as it should
+	}
+	close(g.open)
+	if err := received(t, waited); err != nil {
+		t.Fatal(err)
+	}
+	if pong := []byte{0x8A, 0x81}; !bytes.HasPrefix(out.Bytes(), pong) { // FIN|Pong, masked, 1
+		t.Errorf("after the Ping: % x, want a Pong", out.Bytes())
+	}
+	buf := make([]byte, 64<<10)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "abc" {
+		t.Errorf("Read after WaitRead: %q, %v", buf[:n], err)
+	}
+}

@@ -52,11 +52,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// WaitRead waits until the peer's next frame has begun to come, or an error
+// WaitRead waits until the peer's next data frame has begun to come, or an error
 // that Read then returns too. It holds no buffer but the conn's own small one,
 // so that a caller relaying many idle conns can take a large buffer for Read
 // only when data has come. It returns at once within a frame, whose rest is on
-// its way. A control frame ends the wait too.
+// its way. A Ping that comes meanwhile is answered and the wait goes on; a
+// Close ends it, with the error Read returns.
 func (c *Conn) WaitRead() error {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
@@ -64,11 +65,19 @@ func (c *Conn) WaitRead() error {
 }
 
 func (c *Conn) waitRead() error { // rmu held
-	if c.rerr != nil || c.remain > 0 || c.br.Buffered() > 0 || c.dec.oi < c.dec.on {
-		return c.rerr
+	for c.rerr == nil && c.remain == 0 && c.dec.oi >= c.dec.on {
+		b, err := c.br.Peek(1)
+		if err != nil {
+			return c.readErr(err)
+		}
+		if b[0]&0x0F < opClose { // a data frame begins
+			return nil
+		}
+		if err := c.nextFrame(); err != nil { // a control frame, handled here
+			return c.readErr(err)
+		}
 	}
-	_, err := c.br.Peek(1)
-	return c.readErr(err)
+	return c.rerr
 }
 
 var readAheads = sync.Pool{New: func() any {
