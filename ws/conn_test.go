@@ -479,11 +479,7 @@ func TestWaitRead(t *testing.T) {
 	c := newConn(&fakeConn{r: g, w: io.Discard}, true, false, nil, nil)
 	waited := make(chan error, 1)
 	go func() { waited <- c.WaitRead() }()
-	select {
-	case err := <-waited:
-		t.Fatalf("WaitRead returned (%v) before any byte came", err)
-	case <-time.After(100 * time.Millisecond): // still waiting, as it should
-	}
+	stillWaiting(t, waited, "before any byte came")
 	close(g.open)
 	if err := received(t, waited); err != nil {
 		t.Fatal(err)
@@ -518,11 +514,7 @@ func TestWaitReadAnswersPing(t *testing.T) {
 	c := newConn(&fakeConn{r: io.MultiReader(ping, g), w: &out}, true, false, nil, nil)
 	waited := make(chan error, 1)
 	go func() { waited <- c.WaitRead() }()
-	select {
-	case err := <-waited:
-		t.Fatalf("WaitRead returned (%v) after a Ping, before any data", err)
-	case <-time.After(100 * time.Millisecond): // still waiting, as it should
-	}
+	stillWaiting(t, waited, "after a Ping, before any data")
 	close(g.open)
 	if err := received(t, waited); err != nil {
 		t.Fatal(err)
@@ -533,5 +525,15 @@ func TestWaitReadAnswersPing(t *testing.T) {
 	buf := make([]byte, 64<<10)
 	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "abc" {
 		t.Errorf("Read after WaitRead: %q, %v", buf[:n], err)
+	}
+}
+
+// stillWaiting fails the test if WaitRead, sending to waited, returns within 100 ms.
+func stillWaiting(t *testing.T, waited <-chan error, when string) {
+	t.Helper()
+	select {
+	case err := <-waited:
+		t.Fatalf("WaitRead returned (%v) %s", err, when)
+	case <-time.After(100 * time.Millisecond):
 	}
 }
