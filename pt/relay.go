@@ -130,7 +130,7 @@ func Abort(c net.Conn) error {
 // reads into a small pooled buffer; a read that fills at least half of it means data is flowing
 // (a base64 WebSocket fills only three quarters), so the next reads take a large one, of
 // 256 KiB (a WebSocket returns eight frames in one Read), until a read of less than 16 KiB. It
-// takes the large buffer only once src has data (see waitRead) and gives it back after each
+// takes the large buffer only once src has data (see waiter) and gives it back after each
 // write, so that a direction that waits holds none. While data flows into a dst that is an
 // io.ReaderFrom (a *ws.Conn), dst reads src into its own buffer instead, one Read per call, so
 // that pump copies nothing.
@@ -141,12 +141,13 @@ func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 	}
 	var total int64
 	one, size := &oneRead{}, smallBufSize // size: of the next read's buffer
+	wait := waiter(src)
 	for {
 		*one = oneRead{src: src, count: count}
 		var w int64
 		var werr error
-		if size == largeBufSize {
-			waitRead(src)
+		if size == largeBufSize && wait != nil {
+			wait()
 		}
 		if size == largeBufSize && rf != nil {
 			w, werr = rf.ReadFrom(one)
@@ -177,18 +178,21 @@ func pump(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 	}
 }
 
-// waitRead waits until src has bytes to read, or an error that its next Read returns too,
-// where that can be known without a buffer: a conn with a WaitRead method (a *ws.Conn), or,
-// except on Windows, a TCP conn (under a StallConn too).
-func waitRead(src net.Conn) {
+// waiter returns a function that waits until src has bytes to read, or an error that its next
+// Read returns too, where that can be known without a buffer: a conn with a WaitRead method (a
+// *ws.Conn), or, except on Windows, a TCP conn (under a StallConn too); nil elsewhere. Built once
+// per direction, so that waiting allocates nothing.
+func waiter(src net.Conn) func() {
 	if s, ok := src.(*stallConn); ok {
 		src = s.Conn
 	}
 	if w, ok := src.(interface{ WaitRead() error }); ok {
-		_ = w.WaitRead()
-	} else if s, ok := src.(syscall.Conn); ok {
-		waitReadable(s)
+		return func() { _ = w.WaitRead() }
 	}
+	if s, ok := src.(syscall.Conn); ok {
+		return readable(s)
+	}
+	return nil
 }
 
 // oneRead is a single Read of src, counted, then io.EOF: the source of one ReadFrom.

@@ -7,5 +7,5 @@ func setSockopt(fd uintptr, opt, value int) error {
 	return syscall.SetsockoptInt(syscall.Handle(fd), syscall.SOL_SOCKET, opt, value)
 }
 
-// waitReadable returns at once: on Windows a large buffer is taken before the read that waits.
-func waitReadable(syscall.Conn) {}
+// readable returns nil: on Windows a large buffer is taken before the read that waits.
+func readable(syscall.Conn) func() { return nil }
